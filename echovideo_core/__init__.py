@@ -1,0 +1,38 @@
+"""EchoVideo for Python: identity-preserving human video generation (arXiv 2501.13452).
+
+The public names are imported lazily so that `import echovideo_core` stays cheap and a
+missing optional dependency only affects the part that needs it.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS: dict[str, str] = {
+    "EchoVideoTransformer3DModel": "echovideo_core.transformer",
+    "ARCFACE_ROWS": "echovideo_core.transformer",
+    "rotary_embeddings": "echovideo_core.rotary",
+    "load_transformer": "echovideo_core.loading",
+    "CheckpointMismatchError": "echovideo_core.loading",
+    "EchoVideoPipeline": "echovideo_core.pipeline",
+    "EchoVideoPipelineOutput": "echovideo_core.pipeline",
+}
+
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from echovideo_core.loading import CheckpointMismatchError, load_transformer
+    from echovideo_core.pipeline import EchoVideoPipeline, EchoVideoPipelineOutput
+    from echovideo_core.rotary import rotary_embeddings
+    from echovideo_core.transformer import ARCFACE_ROWS, EchoVideoTransformer3DModel
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'echovideo_core' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
