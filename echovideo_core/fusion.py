@@ -1,0 +1,29 @@
+"""IITF (Identity Image-Text Fusion) math: projections that mix tokens, not channels.
+
+The released `face_info_proj` (212 -> 196) and `text_proj` (422 -> 226) are ordinary
+`nn.Linear` layers applied along the sequence axis: the checkpoint stores them as
+(out_tokens, in_tokens) matrices. Keeping that as one named pure function stops the
+transposes from being "simplified" away.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+def token_axis_linear(linear: nn.Linear, tokens: torch.Tensor) -> torch.Tensor:
+    """Apply `linear` across the token axis: (B, N_in, D) -> (B, N_out, D)."""
+    return F.linear(tokens.transpose(1, 2), linear.weight, linear.bias).transpose(1, 2)
+
+
+def arcface_rows(arcface: torch.Tensor, rows: int) -> torch.Tensor:
+    """(B, 512) raw ArcFace vectors -> (B, rows, 512) identical rows.
+
+    The release feeds the resampler 144 copies of the vector, not one: with softmax
+    attention over [rows ; queries] the copies weigh 144 times as much, so the count
+    changes the numbers and is part of the model.
+    """
+    if arcface.ndim != 2:
+        raise ValueError(f"arcface must be (B, 512), got shape {tuple(arcface.shape)}")
+    return arcface[:, None, :].expand(-1, rows, -1)
