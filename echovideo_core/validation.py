@@ -1,0 +1,87 @@
+"""Checks of the generation arguments, each failing with its own clear message.
+
+The model's limits: frames = 4k + 1 (the VAE compresses time x4 around a first frame),
+at most 49 (the trained length; longer only when asked explicitly), height and width
+multiples of 16 (x8 VAE, x2 patches), at least one denoising step.
+"""
+from __future__ import annotations
+
+import logging
+import math
+
+import torch
+
+from echovideo_core.errors import InvalidInputError
+from echovideo_core.guidance import NUMERIC_MODES
+
+logger = logging.getLogger(__name__)
+
+MAX_FRAMES = 49
+SIZE_MULTIPLE = 16
+OUTPUT_TYPES: tuple[str, ...] = ("np", "pt", "latent")
+
+
+def check_num_frames(num_frames: int, *, allow_long_video: bool = False, temporal_compression: int = 4) -> None:
+    """4k + 1 frames, at most 49 unless `allow_long_video` (then a warning)."""
+    if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 1:
+        raise InvalidInputError(f"num_frames must be a positive integer, got {num_frames!r}")
+    if (num_frames - 1) % temporal_compression:
+        below = num_frames - (num_frames - 1) % temporal_compression
+        raise InvalidInputError(
+            f"num_frames must be {temporal_compression}k+1 (1, 9, 17, ..., 49), got {num_frames}; "
+            f"nearest valid values: {below} or {below + temporal_compression}"
+        )
+    if num_frames > MAX_FRAMES:
+        if not allow_long_video:
+            raise InvalidInputError(
+                f"num_frames must be at most {MAX_FRAMES} (the trained length), got {num_frames}; "
+                "pass allow_long_video=True to try longer videos anyway"
+            )
+        logger.warning("num_frames=%d is beyond the trained %d frames: expect degraded video", num_frames, MAX_FRAMES)
+    latent_frames = (num_frames - 1) // temporal_compression + 1
+    if latent_frames % 2 == 0:
+        logger.warning(
+            "num_frames=%d gives an even latent frame count (%d): the CogVideoX VAE then decodes "
+            "%d frames, not %d (as the release does); 1, 9, 17, 25, 33, 41, 49 avoid this",
+            num_frames, latent_frames, temporal_compression * latent_frames, num_frames,
+        )
+
+
+def check_size(height: int, width: int) -> None:
+    """Height and width in pixels, positive multiples of 16."""
+    for name, value in (("height", height), ("width", width)):
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise InvalidInputError(f"{name} must be a positive integer, got {value!r}")
+        if value % SIZE_MULTIPLE:
+            down = value - value % SIZE_MULTIPLE
+            raise InvalidInputError(
+                f"{name} must be a multiple of {SIZE_MULTIPLE}, got {value} "
+                f"(try {down or SIZE_MULTIPLE} or {down + SIZE_MULTIPLE})"
+            )
+
+
+def check_steps(num_inference_steps: int) -> None:
+    """At least one denoising step."""
+    if isinstance(num_inference_steps, bool) or not isinstance(num_inference_steps, int) or num_inference_steps < 1:
+        raise InvalidInputError(f"num_inference_steps must be an integer >= 1, got {num_inference_steps!r}")
+
+
+def check_guidance(guidance_scale: float) -> None:
+    """A finite, non-negative guidance scale (<= 1 turns classifier-free guidance off)."""
+    if not isinstance(guidance_scale, (int, float)) or not math.isfinite(guidance_scale) or guidance_scale < 0:
+        raise InvalidInputError(f"guidance_scale must be a finite number >= 0, got {guidance_scale!r}")
+
+
+def check_options(mode: str, output_type: str, decode_dtype: torch.dtype, prompt: object,
+                  negative_prompt: object) -> None:
+    """The remaining switches: numeric mode, output type, decode dtype, prompt types."""
+    if mode not in NUMERIC_MODES:
+        raise InvalidInputError(f"mode must be one of {NUMERIC_MODES}, got {mode!r}")
+    if output_type not in OUTPUT_TYPES:
+        raise InvalidInputError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
+    if not isinstance(decode_dtype, torch.dtype) or not decode_dtype.is_floating_point:
+        raise InvalidInputError(f"decode_dtype must be a floating torch dtype, got {decode_dtype!r}")
+    if not isinstance(prompt, str):
+        raise InvalidInputError(f"prompt must be a string, got {type(prompt).__name__}")
+    if negative_prompt is not None and not isinstance(negative_prompt, str):
+        raise InvalidInputError(f"negative_prompt must be a string or None, got {type(negative_prompt).__name__}")
