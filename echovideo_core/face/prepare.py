@@ -1,0 +1,139 @@
+"""From any photo to the identity image and the raw ArcFace vector (DESIGN.md section 5).
+
+Order: load (EXIF, long side <= 1024) -> insightface (largest face, or `face_index`) ->
+align onto the 512 ArcFace template -> BiSeNet parse -> paint removed classes black.
+Fallbacks, each reported in `FaceResult.method` / `warnings` and logged, never silent:
+
+1. insightface finds no face -> RetinaFace landmarks (the face closest to the photo centre),
+   ArcFace computed on the 512 aligned crop (resized to 112 by the recognition model);
+   method "retinaface".
+2. no landmarks at all -> the whole photo resized to 512 x 512 is the crop (parsed and masked
+   as usual, ArcFace computed on it), only with `allow_no_face=True`; method "whole_image".
+3. otherwise NoFaceError saying what was tried and what to do.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from echovideo_core.face.align import ALIGNED_SIZE, align_face
+from echovideo_core.face.bisenet import load_parser, parse_face
+from echovideo_core.face.detect import DET_SIZE, InsightFaceDetector
+from echovideo_core.face.errors import NoFaceError
+from echovideo_core.face.image import ImageInput, load_rgb
+from echovideo_core.face.loading import find_face_models, onnx_providers, torch_device
+from echovideo_core.face.mask import keep_mask, mask_identity
+from echovideo_core.face.retinaface import centre_face, detect_retinaface, load_retinaface
+
+logger = logging.getLogger(__name__)
+
+METHODS = ("insightface", "retinaface", "whole_image")
+MIN_KEPT_FRACTION = 0.02  # below this the parser kept (almost) nothing of the crop: tell the user
+
+
+@dataclass(frozen=True)
+class FaceResult:
+    """One prepared face. Arrays are numpy; pixel coordinates refer to `photo`.
+
+    identity_image: (512, 512, 3) uint8 RGB, the masked aligned crop (what the pipeline uses).
+    arcface: (512,) float32, the raw (not L2-normalised) ArcFace embedding.
+    bbox: (4,) x1 y1 x2 y2 or None (whole-image fallback); det_score: its score or None.
+    landmarks5: (5, 2) or None; align_matrix: (2, 3) photo -> aligned, or None.
+    aligned_crop: (512, 512, 3) uint8 before masking; parsing_mask: (512, 512) int64 classes.
+    photo: (H, W, 3) uint8 RGB as loaded (EXIF applied, long side <= 1024).
+    method: "insightface" | "retinaface" | "whole_image"; warnings: messages for the user.
+    num_faces: faces insightface found (0 when a fallback was used).
+    """
+
+    identity_image: np.ndarray
+    arcface: np.ndarray
+    bbox: np.ndarray | None
+    landmarks5: np.ndarray | None
+    aligned_crop: np.ndarray
+    parsing_mask: np.ndarray
+    method: str
+    warnings: tuple[str, ...]
+    det_score: float | None
+    align_matrix: np.ndarray | None
+    photo: np.ndarray
+    num_faces: int
+
+
+def unconditional_face() -> tuple[np.ndarray, np.ndarray]:
+    """The unconditional pair of classifier-free guidance: a black 512 x 512 x 3 uint8
+    identity image and a zero (512,) float32 ArcFace vector."""
+    return np.zeros((ALIGNED_SIZE, ALIGNED_SIZE, 3), np.uint8), np.zeros(512, np.float32)
+
+
+class FacePreparer:
+    """Loads the face models once (from a local folder only) and prepares photos."""
+
+    def __init__(self, models_dir: str | os.PathLike, allow_no_face: bool = False,
+                 device: str | None = None, providers: list[str] | None = None,
+                 det_size: tuple[int, int] = DET_SIZE):
+        self.paths = find_face_models(models_dir)
+        self.allow_no_face = allow_no_face
+        self.device = device or torch_device()
+        self.detector = InsightFaceDetector(self.paths.antelopev2, providers or onnx_providers(), det_size)
+        self.parser = load_parser(self.paths.parser, self.device)
+        self.retinaface = None if self.paths.retinaface is None else load_retinaface(self.paths.retinaface, self.device)
+
+    def prepare(self, image: ImageInput, face_index: int = 0) -> FaceResult:
+        """Prepare one photo; `face_index` picks among insightface's faces sorted largest first."""
+        photo = load_rgb(image)
+        notes: list[str] = []
+        faces = self.detector.detect(photo)
+        if faces:
+            if not 0 <= face_index < len(faces):
+                raise ValueError(f"face_index={face_index} but the photo has {len(faces)} face(s) (0-based, largest first)")
+            if len(faces) > 1:
+                notes.append(f"{len(faces)} faces found; using face {face_index} (faces are ordered largest first)")
+            face = faces[face_index]
+            aligned, matrix = align_face(photo, face.landmarks5)
+            fields = dict(bbox=face.bbox, landmarks5=face.landmarks5, det_score=face.score,
+                          arcface=face.embedding, method="insightface")
+        else:
+            fields, aligned, matrix = self._fallback(photo, notes)
+        parsing = parse_face(self.parser, aligned)
+        kept = float(keep_mask(parsing).mean())
+        if kept < MIN_KEPT_FRACTION:
+            notes.append(f"the face parser kept only {kept:.1%} of the crop: the identity image is almost black")
+        for note in notes:
+            logger.warning("%s", note)
+        return FaceResult(
+            identity_image=mask_identity(aligned, parsing), aligned_crop=aligned, parsing_mask=parsing,
+            warnings=tuple(notes), align_matrix=matrix, photo=photo, num_faces=len(faces), **fields,
+        )
+
+    def _fallback(self, photo: np.ndarray, notes: list[str]) -> tuple[dict, np.ndarray, np.ndarray | None]:
+        """RetinaFace landmarks, then the whole image (if allowed), else NoFaceError."""
+        notes.append("insightface found no face")
+        tried = ["insightface antelopev2"]
+        if self.retinaface is None:
+            notes.append("RetinaFace fallback unavailable (detection_Resnet50_Final.pth not in the model folder)")
+        else:
+            tried.append("RetinaFace")
+            detections = detect_retinaface(self.retinaface, photo)
+            if detections:
+                chosen = centre_face(detections, *photo.shape[:2])
+                aligned, matrix = align_face(photo, chosen.landmarks5)
+                notes.append("used RetinaFace landmarks (centre face); ArcFace computed on the aligned crop")
+                fields = dict(bbox=chosen.bbox, landmarks5=chosen.landmarks5, det_score=chosen.score,
+                              arcface=self.detector.embed_crop(aligned), method="retinaface")
+                return fields, aligned, matrix
+            notes.append("RetinaFace found no face either")
+        if not self.allow_no_face:
+            raise NoFaceError(
+                f"no face found in the photo (tried {' and '.join(tried)}). Use a clear, frontal, well-lit "
+                "photo where the face is at least ~64 px wide, or pass allow_no_face=True "
+                "(--allow-no-face) to use the whole image as the identity image."
+            )
+        aligned = cv2.resize(photo, (ALIGNED_SIZE, ALIGNED_SIZE), interpolation=cv2.INTER_AREA)
+        notes.append("no landmarks at all: the whole photo resized to 512x512 is the identity crop (allow_no_face)")
+        fields = dict(bbox=None, landmarks5=None, det_score=None,
+                      arcface=self.detector.embed_crop(aligned), method="whole_image")
+        return fields, aligned, None
