@@ -29,7 +29,9 @@ def _vae_in_dtype(vae: AutoencoderKLCogVideoX, dtype: torch.dtype) -> Iterator[A
     if vae.dtype == dtype:
         yield vae
         return
-    temporary = copy.deepcopy(vae).to(dtype)
+    # nn.Module.to, not ModelMixin.to: the copy is ours, diffusers' warning about casting
+    # a loaded model in place does not apply to it.
+    temporary = torch.nn.Module.to(copy.deepcopy(vae), dtype)
     try:
         yield temporary
     finally:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
+import uuid
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -87,13 +87,12 @@ def save_video(frames: Sequence | np.ndarray | torch.Tensor, path: str | Path, f
     if fps <= 0:
         raise ValueError(f"fps must be positive, got {fps}")
     frames = _frame_list(frames)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".part.mp4", dir=path.parent)
-    os.close(handle)
+    tmp = path.parent / f".{path.stem}.{uuid.uuid4().hex[:8]}.part.mp4"  # same folder: rename is atomic
     try:
-        count = _encode(frames, tmp, fps, crf)
+        count = _encode(frames, str(tmp), fps, crf)
         os.replace(tmp, path)
     except BaseException:  # also Ctrl-C: never leave the partial file behind, then re-raise
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     logger.info("wrote %s (%d frames, %d fps)", path, count, fps)
     if png_dir is not None:

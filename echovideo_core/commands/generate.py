@@ -1,0 +1,133 @@
+"""`echovideo generate`: face photo + prompt -> mp4, with a progress bar and a summary line.
+
+Face preparation comes from `echovideo_core.face` (`--face PHOTO`, face models in the model
+folder's `face_encoder/` or `--face-models`); an already prepared identity image and ArcFace
+vector can be given instead (`--identity-image PNG --arcface NPY`).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import torch
+from tqdm import tqdm
+
+from echovideo_core.errors import InvalidInputError
+from echovideo_core.guidance import NUMERIC_MODES
+
+logger = logging.getLogger(__name__)
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+DEFAULT_MODEL_DIRS = ("models/echovideo",)
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'480x848' -> (480, 848): height x width in pixels."""
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must look like 480x848 (height x width), got {text!r}") from None
+    return height, width
+
+
+def default_model_dir() -> Path:
+    """$ECHOVIDEO_MODEL_DIR, else ./models/echovideo."""
+    return Path(os.environ.get("ECHOVIDEO_MODEL_DIR") or DEFAULT_MODEL_DIRS[0])
+
+
+def add_generation_options(parser: argparse.ArgumentParser) -> None:
+    """Options shared by `generate` and `demo`."""
+    parser.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    parser.add_argument("--steps", type=int, default=50, help="denoising steps (default 50)")
+    parser.add_argument("--guidance", type=float, default=6.0, help="CFG scale (default 6.0)")
+    parser.add_argument("--no-dynamic-cfg", action="store_true", help="constant guidance scale")
+    parser.add_argument("--size", type=parse_size, default=(480, 848), help="HxW, multiples of 16 (default 480x848)")
+    parser.add_argument("--frames", type=int, default=49, help="4k+1 frames, at most 49 (default 49)")
+    parser.add_argument("--mode", choices=NUMERIC_MODES, default="as_released",
+                        help="as_released: the release's numbers, quirks included; corrected: step-index dynamic CFG, no extra roundings")
+    parser.add_argument("--negative-prompt", default=None, help='negative prompt (default "")')
+    parser.add_argument("--dtype", choices=sorted(DTYPES), default=None,
+                        help="model dtype (default bfloat16 on CUDA, float32 on CPU)")
+    parser.add_argument("--decode-dtype", choices=sorted(DTYPES), default="float16", help="VAE decode dtype (default float16)")
+    parser.add_argument("--device", default=None, help="cuda / cpu (default: cuda when available)")
+    parser.add_argument("--fps", type=int, default=16, help="frames per second of the mp4 (default 16)")
+    parser.add_argument("--png-dir", default=None, help="also write the frames as PNGs here")
+    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("generate", help="generate a video of the person in a face photo",
+                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, default=None,
+                        help="EchoVideo model folder (default $ECHOVIDEO_MODEL_DIR or ./models/echovideo)")
+    parser.add_argument("--face", type=Path, default=None, help="face photo (prepared with the face models)")
+    parser.add_argument("--face-models", type=Path, default=None, help="face models folder (default MODEL/face_encoder)")
+    parser.add_argument("--identity-image", type=Path, default=None, help="prepared identity image (PNG), instead of --face")
+    parser.add_argument("--arcface", type=Path, default=None, help="raw ArcFace vector (.npy, 512 values), with --identity-image")
+    parser.add_argument("--prompt", required=True, help="what the person does")
+    parser.add_argument("--out", type=Path, required=True, help="output .mp4")
+    add_generation_options(parser)
+    parser.set_defaults(run=run)
+
+
+def load_identity(args: argparse.Namespace, model_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(identity image (H, W, 3) uint8, raw ArcFace (512,)) from --face or the prepared pair."""
+    if args.identity_image is not None or args.arcface is not None:
+        if args.identity_image is None or args.arcface is None:
+            raise InvalidInputError("--identity-image and --arcface go together")
+        image = np.asarray(PIL.Image.open(args.identity_image).convert("RGB"))
+        return image, np.load(args.arcface, allow_pickle=False).astype(np.float32).reshape(-1)
+    if args.face is None:
+        raise InvalidInputError("give --face PHOTO (or --identity-image PNG with --arcface NPY)")
+    from echovideo_core.face import FacePreparer  # the face models load only when needed
+
+    result = FacePreparer(args.face_models or model_dir / "face_encoder").prepare(args.face)
+    for warning in result.warnings:
+        logger.warning("face preparation: %s", warning)
+    return result.identity_image, result.arcface
+
+
+def pick_device(name: str | None) -> torch.device:
+    return torch.device(name or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
+def generate_video(args: argparse.Namespace, model_dir: Path, identity: np.ndarray, arcface: np.ndarray) -> str:
+    """Load, generate, save; returns the one-line summary."""
+    from echovideo_core.io import save_video
+    from echovideo_core.pipeline import EchoVideoPipeline
+
+    if args.out.exists() and not args.overwrite:  # fail before the long part
+        raise FileExistsError(f"{args.out} exists; pass --overwrite to replace it")
+    device = pick_device(args.device)
+    dtype = DTYPES[args.dtype] if args.dtype else (torch.bfloat16 if device.type == "cuda" else torch.float32)
+    start = time.perf_counter()
+    pipe = EchoVideoPipeline.from_pretrained(model_dir, torch_dtype=dtype, device=device)
+    height, width = args.size
+    with tqdm(total=args.steps, desc="denoising", unit="step") as bar:
+        out = pipe(identity, arcface, args.prompt, negative_prompt=args.negative_prompt, height=height,
+                   width=width, num_frames=args.frames, num_inference_steps=args.steps,
+                   guidance_scale=args.guidance, use_dynamic_cfg=not args.no_dynamic_cfg,
+                   generator=torch.Generator("cpu").manual_seed(args.seed), mode=args.mode,
+                   decode_dtype=DTYPES[args.decode_dtype], callback=lambda step, total, latents: bar.update(1))
+    frames = out.frames[0]
+    save_video(frames, args.out, fps=args.fps, overwrite=args.overwrite, png_dir=args.png_dir)
+    seconds = time.perf_counter() - start
+    return (f"wrote {args.out}: {frames.shape[0]} frames {frames.shape[2]}x{frames.shape[1]} at {args.fps} fps, "
+            f"seed {args.seed}, {args.steps} steps, {args.mode}, {seconds:.1f} s")
+
+
+def run(args: argparse.Namespace) -> int:
+    model_dir = args.model or default_model_dir()
+    try:
+        identity, arcface = load_identity(args, model_dir)
+        summary = generate_video(args, model_dir, identity, arcface)
+    except (InvalidInputError, FileNotFoundError, FileExistsError) as err:
+        logger.error("%s", err)
+        return 2
+    print(summary)
+    return 0

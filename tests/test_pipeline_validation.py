@@ -1,0 +1,107 @@
+"""Every invalid generation argument gets its own error, raised before any model runs."""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+from echovideo_core import EchoVideoPipeline
+from echovideo_core.errors import InvalidInputError
+from echovideo_core.validation import check_num_frames
+from pipeline_kit import TINY_CALL, tiny_inputs, tiny_model_dir
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    return EchoVideoPipeline.from_pretrained(tiny_model_dir())
+
+
+@pytest.fixture(scope="module")
+def face():
+    return tiny_inputs(64)
+
+
+def call(pipe, face, **kwargs):
+    image, arcface = kwargs.pop("face_image", face[0]), kwargs.pop("arcface_embedding", face[1])
+    return pipe(image, arcface, **{**TINY_CALL, **kwargs}, generator=torch.Generator().manual_seed(0),
+                output_type="latent")
+
+
+def test_frames_must_be_4k_plus_1(pipe, face):
+    with pytest.raises(InvalidInputError, match=r"num_frames must be 4k\+1 .* got 10; nearest valid values: 9 or 13"):
+        call(pipe, face, num_frames=10)
+
+
+def test_frames_must_be_positive(pipe, face):
+    with pytest.raises(InvalidInputError, match="num_frames must be a positive integer"):
+        call(pipe, face, num_frames=0)
+
+
+def test_frames_above_49_need_allow_long_video(pipe, face):
+    with pytest.raises(InvalidInputError, match="at most 49 .* allow_long_video=True"):
+        call(pipe, face, num_frames=53)
+
+
+def test_allow_long_video_accepts_more_frames_with_a_warning(caplog):
+    with caplog.at_level(logging.WARNING, logger="echovideo_core.validation"):
+        check_num_frames(57, allow_long_video=True)
+    assert "beyond the trained 49 frames" in caplog.text
+
+
+def test_even_latent_frame_count_warns_about_extra_frames(caplog):
+    with caplog.at_level(logging.WARNING, logger="echovideo_core.validation"):
+        check_num_frames(13)
+    assert "decodes 16 frames, not 13" in caplog.text
+
+
+def test_height_must_be_multiple_of_16(pipe, face):
+    with pytest.raises(InvalidInputError, match="height must be a multiple of 16, got 72"):
+        call(pipe, face, height=72)
+
+
+def test_width_must_be_multiple_of_16(pipe, face):
+    with pytest.raises(InvalidInputError, match="width must be a multiple of 16, got 100"):
+        call(pipe, face, width=100)
+
+
+def test_steps_must_be_at_least_one(pipe, face):
+    with pytest.raises(InvalidInputError, match="num_inference_steps must be an integer >= 1, got 0"):
+        call(pipe, face, num_inference_steps=0)
+
+
+def test_face_image_must_be_uint8(pipe, face):
+    with pytest.raises(InvalidInputError, match="face_image must be uint8 .* got dtype float32"):
+        call(pipe, face, face_image=face[0].astype(np.float32))
+
+
+def test_face_image_must_be_hwc(pipe, face):
+    with pytest.raises(InvalidInputError, match=r"face_image must have shape \(H, W, 3\), got \(64, 64\)"):
+        call(pipe, face, face_image=face[0][..., 0])
+
+
+def test_face_image_must_have_3_channels(pipe, face):
+    rgba = np.concatenate([face[0], face[0][..., :1]], axis=2)
+    with pytest.raises(InvalidInputError, match="3 RGB channels .* got 4 channels"):
+        call(pipe, face, face_image=rgba)
+
+
+def test_face_image_must_be_an_array(pipe, face):
+    with pytest.raises(InvalidInputError, match="face_image must be an .* numpy array, got list"):
+        call(pipe, face, face_image=face[0].tolist())
+
+
+def test_arcface_must_have_512_values(pipe, face):
+    with pytest.raises(InvalidInputError, match=r"arcface_embedding must have shape \(512,\) or \(1, 512\), got \(1, 128\)"):
+        call(pipe, face, arcface_embedding=np.zeros((1, 128), np.float32))
+
+
+def test_unknown_mode_is_rejected(pipe, face):
+    with pytest.raises(InvalidInputError, match="mode must be one of"):
+        call(pipe, face, mode="fast")
+
+
+def test_negative_guidance_is_rejected(pipe, face):
+    with pytest.raises(InvalidInputError, match="guidance_scale must be a finite number >= 0"):
+        call(pipe, face, guidance_scale=-1.0)
