@@ -64,3 +64,50 @@ def test_demo_without_real_model_runs_the_tiny_model(tmp_path, monkeypatch, caps
     assert main(["demo", "--out", str(out)]) == 0
     assert read_video(out).shape == (9, 64, 64, 3)
     assert "tiny random model: noise" in capsys.readouterr().out
+
+
+def marker_photo(path):
+    """A grey photo with a magenta square: the tiny face detector's 'face' (see tiny_face_models)."""
+    photo = np.full((320, 320, 3), 128, np.uint8)
+    photo[120:184, 120:184] = (255, 0, 255)
+    PIL.Image.fromarray(photo).save(path)
+    return path
+
+
+@pytest.fixture
+def model_with_face_models(tmp_path):
+    from echovideo_core.testing.tiny_face_models import write_tiny_face_models
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    for name in ("transformer", "vae", "text_encoder", "tokenizer", "scheduler", "clip_visual_encoder"):
+        (folder / name).symlink_to(tiny_model_dir() / name)
+    write_tiny_face_models(folder / "face_encoder")
+    return folder
+
+
+def test_generate_prepares_the_face_photo(model_with_face_models, tmp_path):
+    out = tmp_path / "face.mp4"
+    args = ["generate", "--model", str(model_with_face_models), "--face", str(marker_photo(tmp_path / "p.png")),
+            "--prompt", "a person smiles", "--out", str(out), "--size", "64x64", "--frames", "9", "--steps", "2"]
+    assert main(args) == 0
+    assert read_video(out).shape == (9, 64, 64, 3)
+
+
+def test_demo_uses_the_model_folder_when_present(model_with_face_models, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("ECHOVIDEO_MODEL_DIR", str(model_with_face_models))
+    out = tmp_path / "demo.mp4"
+    args = ["demo", "--out", str(out), "--face", str(marker_photo(tmp_path / "p.png")),
+            "--size", "64x64", "--frames", "9", "--steps", "2"]
+    assert main(args) == 0
+    assert read_video(out).shape == (9, 64, 64, 3)
+    assert "noise" not in capsys.readouterr().out
+
+
+def test_python_dash_m_is_the_same_cli():
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "echovideo_core", "generate", "--help"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "--identity-image" in result.stdout

@@ -17,6 +17,8 @@ import numpy as np
 import PIL.Image
 
 from echovideo_core.commands.generate import add_generation_options, default_model_dir, generate_video
+from echovideo_core.errors import InvalidInputError
+from echovideo_core.face.errors import FaceError
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +59,14 @@ def tiny_identity(photo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except (InvalidInputError, FaceError, FileNotFoundError) as err:
+        logger.error("%s", err)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
     model_dir = default_model_dir()
     real = (model_dir / "transformer").is_dir() and not args.tiny
     args.overwrite = True  # the demo's output is its own: a rerun replaces it

@@ -18,6 +18,7 @@ import torch
 from tqdm import tqdm
 
 from echovideo_core.errors import InvalidInputError
+from echovideo_core.face.errors import FaceError
 from echovideo_core.guidance import NUMERIC_MODES
 
 logger = logging.getLogger(__name__)
@@ -126,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         identity, arcface = load_identity(args, model_dir)
         summary = generate_video(args, model_dir, identity, arcface)
-    except (InvalidInputError, FileNotFoundError, FileExistsError) as err:
+    except (InvalidInputError, FaceError, FileNotFoundError, FileExistsError) as err:
         logger.error("%s", err)
         return 2
     print(summary)
