@@ -1,0 +1,62 @@
+"""`echovideo face PHOTO --models DIR --out face.png` and the debug picture."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from echovideo_core.cli import main
+from echovideo_core.face import FacePreparer, debug_picture
+from echovideo_core.testing.tiny_face_models import write_tiny_face_models
+
+
+@pytest.fixture(scope="module")
+def kit(tmp_path_factory):
+    return write_tiny_face_models(tmp_path_factory.mktemp("face_models"), seed=5)
+
+
+@pytest.fixture()
+def marker_file(tmp_path):
+    photo = np.full((640, 640, 3), 128, np.uint8)
+    photo[320:352, 224:256] = (255, 0, 255)
+    path = tmp_path / "photo.png"
+    Image.fromarray(photo).save(path)
+    return path
+
+
+def test_face_command_writes_identity_arcface_and_debug_picture(kit, marker_file, tmp_path, capsys):
+    out = tmp_path / "out" / "face.png"
+    assert main(["face", str(marker_file), "--models", str(kit), "--out", str(out)]) == 0
+    assert Image.open(out).size == (512, 512)
+    assert np.load(out.with_suffix(".npy")).shape == (512,)
+    assert Image.open(tmp_path / "out" / "face_debug.png").size == (2048, 512)
+    assert "method=insightface" in capsys.readouterr().out
+
+
+def test_face_command_fails_with_status_1_and_a_message_when_no_face(kit, tmp_path, caplog):
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (64, 64), (255, 255, 255)).save(blank)
+    assert main(["face", str(blank), "--models", str(kit), "--out", str(tmp_path / "f.png")]) == 1
+    assert "no face found" in caplog.text and not (tmp_path / "f.png").exists()
+
+
+def test_face_command_allow_no_face_uses_the_whole_image(kit, tmp_path, capsys):
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (64, 64), (255, 255, 255)).save(blank)
+    debug = tmp_path / "d.png"
+    args = ["face", str(blank), "--models", str(kit), "--out", str(tmp_path / "f.png"), "--debug", str(debug), "--allow-no-face"]
+    assert main(args) == 0
+    assert "method=whole_image" in capsys.readouterr().out and debug.exists()
+
+
+def test_debug_picture_shows_photo_aligned_parsing_and_result_side_by_side(kit):
+    photo = np.full((320, 640, 3), 128, np.uint8)
+    photo[160:192, 224:256] = (255, 0, 255)
+    result = FacePreparer(kit).prepare(photo)
+    picture = debug_picture(result)
+    assert picture.shape == (512, 2048, 3) and picture.dtype == np.uint8
+    # panel 4 is the identity image, apart from its caption at the bottom
+    np.testing.assert_array_equal(picture[:480, 1536:], result.identity_image[:480])
+    # panel 1: the box (cyan) is drawn around the detected face, scaled by 512 / 640
+    x1, y1 = (result.bbox[:2] * 0.8).round().astype(int)
+    np.testing.assert_array_equal(picture[y1 + 5, x1], [255, 255, 0])
