@@ -1,0 +1,33 @@
+"""`echovideo train --config train.yaml [--resume latest]`: stage 1 / stage 2 training on accelerate.
+
+Multi-GPU: `accelerate launch --config_file configs/accelerate/ddp.yaml -m echovideo_core train ...`.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("train", help="train or fine-tune EchoVideo (IITF, IITF + LoRA, or full)",
+                                   description=__doc__)
+    parser.add_argument("--config", type=Path, required=True, help="training YAML (see configs/train.yaml)")
+    parser.add_argument("--resume", default=None,
+                        help="'latest' (newest checkpoint in output_dir, or a fresh start if none) or a checkpoint folder")
+    parser.add_argument("--max-steps", type=int, default=None, help="override max_steps from the config")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from echovideo_core.training.config import load_config
+    from echovideo_core.training.trainer import train
+
+    overrides = {"max_steps": args.max_steps} if args.max_steps is not None else None
+    cfg = load_config(args.config, overrides)
+    result = train(cfg, resume=args.resume)
+    if result.losses:
+        print(f"trained steps {result.first_step + 1}..{result.last_step}, last loss {result.losses[-1]:.5f}, "
+              f"output in {result.output_dir}")
+    else:
+        print(f"nothing to do: already at step {result.last_step} of {cfg.max_steps} ({result.output_dir})")
+    return 0

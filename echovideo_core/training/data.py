@@ -1,0 +1,121 @@
+"""The prepared training cache: safetensors shards + `index.json`, read as a torch Dataset.
+
+Layout written by `prepare.py` (one shard per source clip, never rewritten once finished):
+
+    <root>/index.json                    settings, finished clips, skipped clips
+    <root>/uncond.safetensors            text (226, D_text): T5 of ""; siglip (196, D_face): black image
+    <root>/shards/clip_<n>_<hash>.safetensors
+        latents        (W, F', C, h, w) float32  VAE latent sample x scaling factor, W windows
+        face_latent    (C, h, w)        float32  the encoded face frame x scaling factor
+        text           (226, D_text)    float32  T5 of the caption (no attention mask)
+        siglip         (196, D_face)    float32  SigLIP last hidden state of the identity image
+        arcface        (512,)           float32  raw ArcFace embedding
+        identity_image (512, 512, 3)    uint8    the prepared identity image (for validation)
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file
+
+INDEX_NAME = "index.json"
+UNCOND_NAME = "uncond.safetensors"
+SHARD_DIR = "shards"
+CACHE_FORMAT = "echovideo-training-cache"
+CACHE_VERSION = 1
+
+
+class PreparedDataError(ValueError):
+    """The prepared folder is missing, incomplete or of another format; the message says which."""
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON to a temporary file beside `path`, then rename over it."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)
+
+
+def read_index(root: str | Path) -> dict[str, Any]:
+    root = Path(root)
+    path = root / INDEX_NAME
+    if not path.is_file():
+        raise PreparedDataError(f"{root} has no {INDEX_NAME}: run `echovideo prepare-data --out {root}` first")
+    index = json.loads(path.read_text())
+    if index.get("format") != CACHE_FORMAT or index.get("version") != CACHE_VERSION:
+        raise PreparedDataError(f"{path} is not an EchoVideo training cache v{CACHE_VERSION}")
+    return index
+
+
+@dataclass(frozen=True)
+class SampleRef:
+    """Where one training sample lives: a window of one clip's shard."""
+
+    shard: Path
+    window: int
+    caption: str
+
+
+def face_latent_frames(face: torch.Tensor, latent_frames: int) -> torch.Tensor:
+    """(C, h, w) encoded face -> (F', C, h, w) with zero frames after it (DESIGN.md 5.6)."""
+    zeros = face.new_zeros((latent_frames - 1, *face.shape))
+    return torch.cat([face[None], zeros], dim=0)
+
+
+class PreparedDataset(torch.utils.data.Dataset):
+    """Every (clip, window) of a prepared folder as one sample.
+
+    Item: dict with index () int64 (position in this dataset: seeds the sample's noise),
+    latents (F', C, h, w), face_latent (F', C, h, w), text (226, D_text),
+    siglip (196, D_face), arcface (512,), all float32.
+    """
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.index = read_index(self.root)
+        self.samples: list[SampleRef] = []
+        for clip in self.index["clips"]:
+            shard = self.root / clip["shard"]
+            if not shard.is_file():
+                raise PreparedDataError(f"{shard} is listed in {INDEX_NAME} but missing")
+            self.samples += [SampleRef(shard, w, clip["caption"]) for w in range(int(clip["windows"]))]
+        if not self.samples:
+            raise PreparedDataError(f"{self.root} holds no training samples (every clip was skipped?)")
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        ref = self.samples[i]
+        with safe_open(str(ref.shard), framework="pt", device="cpu") as f:
+            latents = f.get_slice("latents")[ref.window]
+            face = f.get_tensor("face_latent")
+            item = {name: f.get_tensor(name).float() for name in ("text", "siglip", "arcface")}
+        item["latents"] = latents.float()
+        item["face_latent"] = face_latent_frames(face.float(), latents.shape[0])
+        item["index"] = torch.tensor(i, dtype=torch.int64)
+        return item
+
+    def identity(self, i: int = 0) -> tuple[torch.Tensor, torch.Tensor, str]:
+        """(identity image (512, 512, 3) uint8, raw ArcFace (512,), caption) of sample i."""
+        ref = self.samples[i]
+        with safe_open(str(ref.shard), framework="pt", device="cpu") as f:
+            return f.get_tensor("identity_image"), f.get_tensor("arcface").float(), ref.caption
+
+    def unconditional(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(T5 of "" (1, 226, D_text), SigLIP of a black image (1, 196, D_face))."""
+        path = self.root / UNCOND_NAME
+        if not path.is_file():
+            raise PreparedDataError(f"{path} is missing: the prepared folder is incomplete")
+        tensors = load_file(str(path))
+        return tensors["text"][None].float(), tensors["siglip"][None].float()
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return dict(self.index.get("settings", {}))
