@@ -15,6 +15,8 @@ from typing import Iterator
 import torch
 from diffusers import AutoencoderKLCogVideoX
 
+from echovideo_core.face_latent import vae_spatial_factor
+
 
 @dataclass(frozen=True)
 class DecodedFrames:
@@ -73,4 +75,10 @@ def decode_latents(
         z = latents.to(decoder.device, dtype).permute(0, 2, 1, 3, 4)
         z = 1 / decoder.config.scaling_factor * z
         decoded = decoder.decode(z).sample
+    expected = (z.shape[-2] * vae_spatial_factor(decoder), z.shape[-1] * vae_spatial_factor(decoder))
+    if tuple(decoded.shape[-2:]) != expected:
+        raise RuntimeError(
+            f"VAE decode gave {tuple(decoded.shape[-2:])} frames instead of {expected}"
+            + (" (tiling on a size below the VAE's tile size: decode without tiling)" if tiling else "")
+        )
     return DecodedFrames(frames=postprocess(decoded).cpu())

@@ -8,7 +8,8 @@ version): the output is noise, not a video of anyone.
 Sizes: transformer 1 layer, 2 heads x 16, text width 32, face width 32, a 1-layer resampler
 with 4 queries; T5 1 layer, d_model 32; SigLIP 1 layer, width 32 (= face_embed_dim),
 16x16 images in 4x4 patches (16 tokens = face_seq_length); CogVideoX VAE with 8/8/16/16
-channels and 4 latent channels (x8 space, x4 time like the real one). The tokenizer is the
+channels and 4 latent channels (x8 space, x4 time like the real one; its sample size, which
+sets where VAE tiling starts, is the real one's 480x720). The tokenizer is the
 small sentencepiece model shipped in `echovideo_core/assets/` (185 pieces + 8 extra ids).
 """
 from __future__ import annotations
@@ -46,7 +47,7 @@ TINY_SIGLIP: dict[str, Any] = dict(
 )
 TINY_VAE: dict[str, Any] = dict(
     block_out_channels=(8, 8, 16, 16), latent_channels=4, layers_per_block=1, norm_num_groups=4,
-    temporal_compression_ratio=4, sample_height=64, sample_width=64, scaling_factor=0.7,
+    temporal_compression_ratio=4, sample_height=480, sample_width=720, scaling_factor=0.7,
     use_quant_conv=False, use_post_quant_conv=False,
 )
 SCHEDULER_CONFIG: dict[str, Any] = {  # the CogVideoX-5B / EchoVideo values

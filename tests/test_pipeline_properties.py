@@ -152,3 +152,10 @@ def test_given_component_need_not_exist_in_the_folder(pipe, tmp_path):
 def test_missing_component_folder_is_named(tmp_path):
     with pytest.raises(MissingModelFilesError, match="lacks transformer/, vae/"):
         EchoVideoPipeline.from_pretrained(tmp_path)
+
+
+def test_vae_switches_do_not_change_small_frames_and_are_restored(pipe, face):
+    plain = generate(pipe, face, seed=4, decode_dtype=torch.float32)
+    switched = generate(pipe, face, seed=4, decode_dtype=torch.float32, vae_tiling=True, vae_slicing=True)
+    assert np.array_equal(plain.frames, switched.frames)
+    assert (pipe.vae.use_tiling, pipe.vae.use_slicing) == (False, False)
