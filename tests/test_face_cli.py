@@ -57,6 +57,6 @@ def test_debug_picture_shows_photo_aligned_parsing_and_result_side_by_side(kit):
     assert picture.shape == (512, 2048, 3) and picture.dtype == np.uint8
     # panel 4 is the identity image, apart from its caption at the bottom
     np.testing.assert_array_equal(picture[:480, 1536:], result.identity_image[:480])
-    # panel 1: the box (cyan) is drawn around the detected face, scaled by 512 / 640
+    # panel 1: the box (yellow) is drawn around the detected face, scaled by 512 / 640
     x1, y1 = (result.bbox[:2] * 0.8).round().astype(int)
     np.testing.assert_array_equal(picture[y1 + 5, x1], [255, 255, 0])

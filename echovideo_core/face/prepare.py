@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import torch
 
 from echovideo_core.face.align import ALIGNED_SIZE, align_face
 from echovideo_core.face.bisenet import load_parser, parse_face
@@ -73,7 +74,7 @@ class FacePreparer:
     """Loads the face models once (from a local folder only) and prepares photos."""
 
     def __init__(self, models_dir: str | os.PathLike, allow_no_face: bool = False,
-                 device: str | None = None, providers: list[str] | None = None,
+                 device: str | torch.device | None = None, providers: list[str] | None = None,
                  det_size: tuple[int, int] = DET_SIZE):
         self.paths = find_face_models(models_dir)
         self.allow_no_face = allow_no_face
