@@ -14,6 +14,7 @@ small sentencepiece model shipped in `echovideo_core/assets/` (185 pieces + 8 ex
 """
 from __future__ import annotations
 
+import inspect
 import json
 import shutil
 from pathlib import Path
@@ -87,6 +88,15 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
 
 
+def _drop_foreign_config_keys(config_path: Path) -> None:
+    """Keep only the keys our transformer's constructor takes (diffusers also saves the
+    parent CogVideoX class's newer arguments, which the release's config does not have)."""
+    accepted = set(inspect.signature(EchoVideoTransformer3DModel.__init__).parameters)
+    config = json.loads(config_path.read_text())
+    kept = {k: v for k, v in config.items() if k.startswith("_") or k in accepted}
+    config_path.write_text(json.dumps(kept, indent=2, sort_keys=True) + "\n")
+
+
 def write_tiny_model(folder: str | Path, seed: int = 0) -> Path:
     """Write the tiny model into `folder` (created; existing component folders replaced).
 
@@ -97,6 +107,7 @@ def write_tiny_model(folder: str | Path, seed: int = 0) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     transformer = _seeded(seed, lambda: EchoVideoTransformer3DModel(**TINY_TRANSFORMER))
     transformer.save_pretrained(str(root / "transformer"), safe_serialization=True)
+    _drop_foreign_config_keys(root / "transformer" / "config.json")
     vae = _seeded(seed + 1, lambda: AutoencoderKLCogVideoX(**TINY_VAE))
     vae.save_pretrained(str(root / "vae"), safe_serialization=True)
     t5 = _seeded(seed + 2, lambda: T5EncoderModel(T5Config(**TINY_T5)))

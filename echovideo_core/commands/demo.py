@@ -88,6 +88,9 @@ def _run(args: argparse.Namespace) -> int:
                        "9 frames, 4 steps; the video will be NOISE (it only proves the pipeline runs end to end)",
                        default_model_dir(), model_dir)
         if not (model_dir / "model_index.json").is_file():
+            import transformers
+
+            transformers.utils.logging.disable_progress_bar()
             write_tiny_model(model_dir)
         photo = np.asarray(PIL.Image.open(args.face).convert("RGB")) if args.face else astronaut_photo()
         identity, arcface = tiny_identity(photo)

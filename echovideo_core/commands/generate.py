@@ -99,8 +99,12 @@ def pick_device(name: str | None) -> torch.device:
 
 def generate_video(args: argparse.Namespace, model_dir: Path, identity: np.ndarray, arcface: np.ndarray) -> str:
     """Load, generate, save; returns the one-line summary."""
+    import transformers
+
     from echovideo_core.io import save_video
     from echovideo_core.pipeline import EchoVideoPipeline
+
+    transformers.utils.logging.disable_progress_bar()  # one progress bar: ours
 
     if args.out.exists() and not args.overwrite:  # fail before the long part
         raise FileExistsError(f"{args.out} exists; pass --overwrite to replace it")

@@ -16,8 +16,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import transformers
+
     from echovideo_core.tiny import write_tiny_model
 
+    transformers.utils.logging.disable_progress_bar()
     folder = write_tiny_model(args.folder, seed=args.seed)
     print(f"wrote tiny EchoVideo model (random weights, seed {args.seed}) to {folder}")
     return 0
