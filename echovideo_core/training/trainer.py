@@ -237,7 +237,8 @@ def _resume(accelerator: Accelerator, cfg: TrainConfig, resume: str | None, trai
         return 0
     state, ema_tensors = ckpt.load_checkpoint(accelerator, path)
     saved = {k.removeprefix("module.") for k in ckpt.checkpoint_weight_keys(path)}
-    missing = sorted(set(trainable) - saved)
+    # FSDP / DeepSpeed write their own sharded formats: only accelerate's safetensors are checked.
+    missing = sorted(set(trainable) - saved) if saved else []
     if missing:
         raise ValueError(f"{path} lacks {len(missing)} trainable tensors (e.g. {missing[:3]}): was it written "
                          "with another trainable.mode or LoRA setting?")
@@ -263,6 +264,9 @@ def _context(cfg: TrainConfig, dataset: PreparedDataset, model: torch.nn.Module,
 def train(cfg: TrainConfig, *, resume: str | None = None) -> TrainResult:
     """Run (or continue, with resume="latest" or a checkpoint path) a training run."""
     accelerator = Accelerator(mixed_precision=cfg.mixed_precision, project_dir=cfg.output_dir)
+    if accelerator.distributed_type.name == "DEEPSPEED" and cfg.gradient_accumulation_steps != 1:
+        raise ValueError("with DeepSpeed set gradient_accumulation_steps in the DeepSpeed config and keep "
+                         "train.yaml's gradient_accumulation_steps at 1 (DeepSpeed steps inside backward)")
     output_dir = Path(cfg.output_dir)
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)

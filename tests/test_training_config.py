@@ -1,0 +1,42 @@
+"""train.yaml loading: the shipped example, unknown keys, invalid values."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from echovideo_core.training.config import TrainConfigError, config_from_dict, load_config
+
+EXAMPLE = Path(__file__).parents[1] / "configs" / "train.yaml"
+
+
+def test_the_example_config_loads():
+    cfg = load_config(EXAMPLE)
+    assert cfg.stage.stage == 1 and cfg.trainable.mode == "iitf_lora"
+    assert cfg.trainable.lora_targets == ("to_q", "to_k", "to_v", "to_out.0")
+    assert cfg.optimizer.betas == (0.9, 0.95)
+
+
+def test_overrides_win_over_the_file():
+    cfg = load_config(EXAMPLE, {"max_steps": 7, "stage": {"stage": 2}})
+    assert cfg.max_steps == 7 and cfg.stage.stage == 2 and cfg.stage.p_drop_face_latent == 0.5
+
+
+def test_unknown_keys_are_an_error():
+    with pytest.raises(TrainConfigError, match="unknown key.*p_drop_face_latnt"):
+        config_from_dict({"stage": {"p_drop_face_latnt": 0.2}})
+
+
+def test_probabilities_must_be_in_unit_interval():
+    with pytest.raises(TrainConfigError, match="stage.p_drop_face_latent must be in"):
+        config_from_dict({"stage": {"p_drop_face_latent": 1.5}})
+
+
+def test_trainable_mode_must_be_known():
+    with pytest.raises(TrainConfigError, match="trainable.mode must be one of"):
+        config_from_dict({"trainable": {"mode": "everything"}})
+
+
+def test_bfloat16_frozen_weights_need_bf16_autocast():
+    with pytest.raises(TrainConfigError, match="frozen_dtype bfloat16 needs mixed_precision bf16"):
+        config_from_dict({"mixed_precision": "no"})

@@ -1,0 +1,99 @@
+"""Data preparation: shards and index, clips without a face skipped and reported, resumable."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from safetensors import safe_open
+
+from echovideo_core.training.data import PreparedDataset, PreparedDataError
+from echovideo_core.training.prepare import PrepareSettings, load_encoders, prepare_dataset, read_manifest
+from training_fixtures import SIZE, make_clips, prepared_dataset, tiny_kit
+
+SETTINGS = PrepareSettings(height=SIZE, width=SIZE, num_frames=5, windows_per_clip=1)
+
+
+@pytest.fixture(scope="module")
+def encoders():
+    model, faces = tiny_kit()
+    return load_encoders(model, faces)
+
+
+def test_shards_hold_every_cached_tensor():
+    dataset = PreparedDataset(prepared_dataset())
+    assert len(dataset) == 8  # 4 clips x 2 windows
+    item = dataset[3]
+    assert item["latents"].shape == (2, 4, SIZE // 8, SIZE // 8)  # 5 frames -> 2 latent frames
+    assert item["face_latent"].shape == item["latents"].shape
+    assert item["face_latent"][1:].abs().sum() == 0 and item["face_latent"][0].abs().sum() > 0
+    assert item["text"].shape == (226, 32) and item["siglip"].shape == (16, 32) and item["arcface"].shape == (512,)
+    image, arcface, caption = dataset.identity(0)
+    assert image.shape == (512, 512, 3) and caption.startswith("a person number")
+    text, siglip = dataset.unconditional()
+    assert text.shape == (1, 226, 32) and siglip.shape == (1, 16, 32)
+
+
+def test_windows_of_a_clip_differ():
+    dataset = PreparedDataset(prepared_dataset())
+    assert not dataset[0]["latents"].equal(dataset[1]["latents"])
+
+
+def test_clip_without_a_face_is_skipped_and_reported(tmp_path, encoders):
+    manifest = make_clips(tmp_path / "videos", 3, without_face=(1,))
+    report = prepare_dataset(read_manifest(manifest), tmp_path / "out", encoders, SETTINGS)
+    assert report.prepared == 2 and len(report.skipped) == 1
+    assert report.skipped[0][0].endswith("clip1.mp4") and "no face" in report.skipped[0][1]
+    index = json.loads((tmp_path / "out" / "index.json").read_text())
+    assert [Path(c["video"]).name for c in index["clips"]] == ["clip0.mp4", "clip2.mp4"]
+    assert index["skipped"][0]["video"].endswith("clip1.mp4")
+
+
+def test_too_short_clip_is_skipped_and_reported(tmp_path, encoders):
+    manifest = make_clips(tmp_path / "videos", 1)
+    long = PrepareSettings(height=SIZE, width=SIZE, num_frames=49)
+    report = prepare_dataset(read_manifest(manifest), tmp_path / "out", encoders, long)
+    assert report.prepared == 0 and "shorter than 49 frames" in report.skipped[0][1]
+
+
+def test_rerun_reuses_finished_shards_without_rewriting(tmp_path, encoders):
+    manifest = make_clips(tmp_path / "videos", 2)
+    out = tmp_path / "out"
+    prepare_dataset(read_manifest(manifest)[:1], out, encoders, SETTINGS)  # "interrupted" after clip 0
+    shard = next((out / "shards").glob("*.safetensors"))
+    before = shard.stat().st_mtime_ns, shard.stat().st_ino
+    report = prepare_dataset(read_manifest(manifest), out, encoders, SETTINGS)
+    assert (report.prepared, report.reused) == (1, 1)
+    assert (shard.stat().st_mtime_ns, shard.stat().st_ino) == before
+    assert len(PreparedDataset(out)) == 2
+    assert not list(out.rglob(".*.tmp"))
+
+
+def test_other_settings_refuse_an_existing_folder(tmp_path, encoders):
+    manifest = make_clips(tmp_path / "videos", 1)
+    prepare_dataset(read_manifest(manifest), tmp_path / "out", encoders, SETTINGS)
+    other = PrepareSettings(height=SIZE, width=SIZE, num_frames=9)
+    with pytest.raises(ValueError, match="prepared with other settings"):
+        prepare_dataset(read_manifest(manifest), tmp_path / "out", encoders, other)
+
+
+def test_missing_index_says_what_to_run(tmp_path):
+    with pytest.raises(PreparedDataError, match="run `echovideo prepare-data"):
+        PreparedDataset(tmp_path)
+
+
+def test_prepare_data_command(tmp_path):
+    model, faces = tiny_kit()
+    manifest = make_clips(tmp_path / "videos", 2, without_face=(0,))
+    done = subprocess.run(
+        [sys.executable, "-m", "echovideo_core", "prepare-data", "--videos", str(tmp_path / "videos"),
+         "--captions", str(manifest), "--out", str(tmp_path / "out"), "--model", str(model),
+         "--face-models", str(faces), "--size", f"{SIZE}x{SIZE}", "--frames", "5", "--device", "cpu"],
+        capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "prepared 1 clips, reused 0, skipped 1" in done.stdout
+    shard = next((tmp_path / "out" / "shards").glob("*.safetensors"))
+    with safe_open(str(shard), framework="pt") as f:
+        assert set(f.keys()) == {"latents", "face_latent", "text", "siglip", "arcface", "identity_image"}
