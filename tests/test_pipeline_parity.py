@@ -121,3 +121,13 @@ def test_float32_decode_matches_release(pipe, call, ref, case_meta):
     out = pipe(**call, generator=torch.Generator("cpu").manual_seed(case_seed(case_meta)),
                decode_dtype=torch.float32)
     assert_stage_close("frames, float32 VAE", out.frames, ref["out.frames_fp32_vae"], FINAL_TOL)
+
+
+def test_random_draws_follow_the_release_order(pipe, call, case_meta):
+    seed = case_seed(case_meta)
+    generator = torch.Generator("cpu").manual_seed(seed)
+    pipe(**call, generator=generator, output_type="latent")
+    replay = torch.Generator("cpu").manual_seed(seed)
+    for _, shape, _ in case_meta["pipeline_case"]["rng_draws_in_order"]:
+        torch.randn(shape, generator=replay)
+    assert torch.equal(generator.get_state(), replay.get_state())
