@@ -15,7 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import SiglipImageProcessorPil, SiglipVisionModel
+from transformers import SiglipVisionModel
+
+try:  # transformers >= 5: the PIL backend by name (the default one needs torchvision)
+    from transformers import SiglipImageProcessorPil as SiglipProcessor
+except ImportError:  # transformers 4.x: the PIL-based processor is the default class
+    from transformers import SiglipImageProcessor as SiglipProcessor
 
 from echovideo_core.errors import InvalidInputError, require_files
 
@@ -26,7 +31,7 @@ ARCFACE_DIM = 512
 class SiglipEncoder:
     """The SigLIP image processor and vision tower, loaded together."""
 
-    processor: SiglipImageProcessorPil
+    processor: SiglipProcessor
     model: SiglipVisionModel
 
 
@@ -48,7 +53,7 @@ def load_siglip(folder: str | Path, torch_dtype: torch.dtype = torch.float32) ->
     require_files(
         folder, ["config.json", "preprocessor_config.json"], what="SigLIP (clip_visual_encoder)"
     )
-    processor = SiglipImageProcessorPil.from_pretrained(str(folder), local_files_only=True)
+    processor = SiglipProcessor.from_pretrained(str(folder), local_files_only=True)
     model = SiglipVisionModel.from_pretrained(str(folder), torch_dtype=torch_dtype, local_files_only=True)
     return SiglipEncoder(processor=processor, model=model.eval().requires_grad_(False))
 

@@ -53,6 +53,11 @@ def _check_target(path: Path, overwrite: bool) -> None:
         raise FileNotFoundError(f"folder {path.parent} does not exist")
 
 
+def _h264_encoder() -> str:
+    """libx264 (in PyAV's wheels); FFmpeg's generic name otherwise."""
+    return "libx264" if "libx264" in av.codecs_available else "h264"
+
+
 def _encode(frames: Iterable, target: str, fps: int, crf: int) -> int:
     """Write every frame into `target` as H.264 yuv420p; returns the frame count."""
     count = 0
@@ -64,7 +69,7 @@ def _encode(frames: Iterable, target: str, fps: int, crf: int) -> int:
                 height, width = image.shape[:2]
                 if height % 2 or width % 2:
                     raise ValueError(f"H.264 needs even frame sizes, got {width}x{height}")
-                stream = container.add_stream("libx264", rate=fps)
+                stream = container.add_stream(_h264_encoder(), rate=fps)
                 stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
                 stream.options = {"crf": str(crf)}
             container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))

@@ -68,6 +68,8 @@ class EchoVideoPipeline:
     def __init__(self, *, transformer: EchoVideoTransformer3DModel, vae: AutoencoderKLCogVideoX,
                  text_encoder: T5EncoderModel, tokenizer: T5Tokenizer,
                  scheduler: CogVideoXDPMScheduler, siglip: SiglipEncoder) -> None:
+        if not isinstance(scheduler, CogVideoXDPMScheduler):
+            raise TypeError(f"EchoVideo samples with CogVideoXDPMScheduler, got {type(scheduler).__name__}")
         self.transformer = transformer
         self.vae = vae
         self.text_encoder = text_encoder

@@ -54,7 +54,8 @@ def add_generation_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--negative-prompt", default=None, help='negative prompt (default "")')
     parser.add_argument("--dtype", choices=sorted(DTYPES), default=None,
                         help="model dtype (default bfloat16 on CUDA, float32 on CPU)")
-    parser.add_argument("--decode-dtype", choices=sorted(DTYPES), default="float16", help="VAE decode dtype (default float16)")
+    parser.add_argument("--decode-dtype", choices=sorted(DTYPES), default=None,
+                        help="VAE decode dtype (default float16 on CUDA as released, float32 on CPU)")
     parser.add_argument("--device", default=None, help="cuda / cpu (default: cuda when available)")
     parser.add_argument("--fps", type=int, default=16, help="frames per second of the mp4 (default 16)")
     parser.add_argument("--png-dir", default=None, help="also write the frames as PNGs here")
@@ -109,7 +110,9 @@ def generate_video(args: argparse.Namespace, model_dir: Path, identity: np.ndarr
     if args.out.exists() and not args.overwrite:  # fail before the long part
         raise FileExistsError(f"{args.out} exists; pass --overwrite to replace it")
     device = pick_device(args.device)
-    dtype = DTYPES[args.dtype] if args.dtype else (torch.bfloat16 if device.type == "cuda" else torch.float32)
+    cuda = device.type == "cuda"
+    dtype = DTYPES[args.dtype] if args.dtype else (torch.bfloat16 if cuda else torch.float32)
+    decode_dtype = DTYPES[args.decode_dtype] if args.decode_dtype else (torch.float16 if cuda else torch.float32)
     start = time.perf_counter()
     pipe = EchoVideoPipeline.from_pretrained(model_dir, torch_dtype=dtype, device=device)
     height, width = args.size
@@ -118,7 +121,7 @@ def generate_video(args: argparse.Namespace, model_dir: Path, identity: np.ndarr
                    width=width, num_frames=args.frames, num_inference_steps=args.steps,
                    guidance_scale=args.guidance, use_dynamic_cfg=not args.no_dynamic_cfg,
                    generator=torch.Generator("cpu").manual_seed(args.seed), mode=args.mode,
-                   decode_dtype=DTYPES[args.decode_dtype], callback=lambda step, total, latents: bar.update(1))
+                   decode_dtype=decode_dtype, callback=lambda step, total, latents: bar.update(1))
     frames = out.frames[0]
     save_video(frames, args.out, fps=args.fps, overwrite=args.overwrite, png_dir=args.png_dir)
     seconds = time.perf_counter() - start
