@@ -80,7 +80,7 @@ class EchoVideoPipeline:
     @classmethod
     def from_pretrained(
         cls, folder: str | Path, *, torch_dtype: torch.dtype = torch.float32,
-        vae_dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu",
+        vae_dtype: torch.dtype = torch.float32, device: torch.device | str | None = None,
         transformer: EchoVideoTransformer3DModel | None = None, vae: AutoencoderKLCogVideoX | None = None,
         text_encoder: T5EncoderModel | None = None, tokenizer: T5Tokenizer | None = None,
         scheduler: CogVideoXDPMScheduler | None = None, siglip: SiglipEncoder | None = None,
@@ -90,7 +90,8 @@ class EchoVideoPipeline:
         `model_index.json` is not read (the release's names its own classes); the layout is
         fixed: transformer/, vae/, text_encoder/, tokenizer/, scheduler/, clip_visual_encoder/.
         The VAE is kept in `vae_dtype` (float32: decoding in float32 then uses the
-        checkpoint's own weights; other decode dtypes run on a temporary copy).
+        checkpoint's own weights; other decode dtypes run on a temporary copy). With `device`
+        every module moves there; without it nothing moves (loaded parts stay on the CPU).
         """
         root = Path(folder)
         needed = {"transformer": transformer, "vae": vae, "text_encoder": text_encoder,
@@ -118,7 +119,7 @@ class EchoVideoPipeline:
             siglip = load_siglip(root / "clip_visual_encoder", torch_dtype)
         pipe = cls(transformer=transformer, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer,
                    scheduler=scheduler, siglip=siglip)
-        return pipe.to(device)
+        return pipe if device is None else pipe.to(device)
 
     def to(self, device: torch.device | str) -> "EchoVideoPipeline":
         """Move every module to `device` (dtypes unchanged)."""

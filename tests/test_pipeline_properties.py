@@ -159,3 +159,9 @@ def test_vae_switches_do_not_change_small_frames_and_are_restored(pipe, face):
     switched = generate(pipe, face, seed=4, decode_dtype=torch.float32, vae_tiling=True, vae_slicing=True)
     assert np.array_equal(plain.frames, switched.frames)
     assert (pipe.vae.use_tiling, pipe.vae.use_slicing) == (False, False)
+
+
+def test_given_component_keeps_its_dtype(pipe):
+    transformer = load_transformer(tiny_model_dir() / "transformer", torch_dtype=torch.bfloat16)
+    again = EchoVideoPipeline.from_pretrained(tiny_model_dir(), transformer=transformer, torch_dtype=torch.float32)
+    assert again.transformer.dtype == torch.bfloat16 and again.text_encoder.dtype == torch.float32
