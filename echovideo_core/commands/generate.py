@@ -69,6 +69,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="EchoVideo model folder (default $ECHOVIDEO_MODEL_DIR or ./models/echovideo)")
     parser.add_argument("--face", type=Path, default=None, help="face photo (prepared with the face models)")
     parser.add_argument("--face-models", type=Path, default=None, help="face models folder (default MODEL/face_encoder)")
+    parser.add_argument("--allow-no-face", action="store_true",
+                        help="with --face: use the whole photo when no face is found instead of failing")
     parser.add_argument("--identity-image", type=Path, default=None, help="prepared identity image (PNG), instead of --face")
     parser.add_argument("--arcface", type=Path, default=None, help="raw ArcFace vector (.npy, 512 values), with --identity-image")
     parser.add_argument("--prompt", required=True, help="what the person does")
@@ -88,7 +90,8 @@ def load_identity(args: argparse.Namespace, model_dir: Path) -> tuple[np.ndarray
         raise InvalidInputError("give --face PHOTO (or --identity-image PNG with --arcface NPY)")
     from echovideo_core.face import FacePreparer  # the face models load only when needed
 
-    result = FacePreparer(args.face_models or model_dir / "face_encoder").prepare(args.face)
+    preparer = FacePreparer(args.face_models or model_dir / "face_encoder", allow_no_face=args.allow_no_face)
+    result = preparer.prepare(args.face)
     for warning in result.warnings:
         logger.warning("face preparation: %s", warning)
     return result.identity_image, result.arcface
