@@ -1,0 +1,1 @@
+"""ComfyUI nodes of EchoVideo: thin adapters over `echovideo_core` (see the pack's __init__)."""

@@ -1,0 +1,35 @@
+"""EchoVideo Face Encode: photo(s) of one person -> identity (ECHO_FACE) + its preview."""
+from __future__ import annotations
+
+from echovideo_core.stages import encode_face, identity_image_batch, images_to_photos
+
+
+class EchoVideoFaceEncode:
+    CATEGORY = "EchoVideo"
+    DESCRIPTION = ("Finds, aligns and masks the face (several photos of one person are combined), then computes "
+                   "its ArcFace and SigLIP features. Fallbacks (RetinaFace, whole image) are reported in `report`.")
+    RETURN_TYPES = ("ECHO_FACE", "IMAGE", "STRING")
+    RETURN_NAMES = ("face", "identity_image", "report")
+    OUTPUT_TOOLTIPS = ("Identity image, ArcFace and SigLIP features for Fuse and the Sampler.",
+                       "The 512x512 masked, aligned face the model sees.",
+                       "How the face was found and any warnings.")
+    FUNCTION = "encode"
+    REQUIRES = ("insightface", "onnxruntime", "cv2")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "face_models": ("ECHO_FACE_MODELS", {"tooltip": "From Load EchoVideo Face Models."}),
+            "image": ("IMAGE", {"tooltip": "One photo, or a batch of photos of the same person."}),
+            "allow_no_face": ("BOOLEAN", {"default": False, "tooltip": "When no face is found, use the whole image instead of failing."}),
+            "face_index": ("INT", {"default": 0, "min": 0, "max": 64, "tooltip": "Which face when a photo shows several (0 = largest)."}),
+        }}
+
+    def encode(self, face_models, image, allow_no_face, face_index):
+        face = encode_face(face_models, images_to_photos(image), allow_no_face=allow_no_face, face_index=face_index)
+        report = "\n".join([f"face found by: {face.method}", *face.warnings])
+        return (face, identity_image_batch(face), report)
+
+
+NODE_CLASS_MAPPINGS = {"EchoVideoFaceEncode": EchoVideoFaceEncode}
+NODE_DISPLAY_NAME_MAPPINGS = {"EchoVideoFaceEncode": "EchoVideo Face Encode"}

@@ -1,0 +1,98 @@
+"""Loader nodes: EchoVideo model (DiT + VAE + scheduler), T5 text encoder, face models."""
+from __future__ import annotations
+
+from echovideo_core.component_loading import PRECISIONS, precision_dtype
+from echovideo_core.components import PLACEMENTS, load_echovideo_model, load_face_models, load_text_encoder_bundle
+
+from . import comfy_adapter as comfy
+from . import model_choices as choices
+
+PRECISION = (list(PRECISIONS), {"default": "bf16", "tooltip": "Weight and compute precision (the release runs the DiT in bf16)."})
+PLACEMENT_TIP = ("main_device: stay on the GPU; model_offload: wait on the CPU, move to the GPU only while "
+                 "running; cpu: run on the CPU (slow).")
+
+
+class EchoVideoModelLoader:
+    CATEGORY = "EchoVideo/loaders"
+    DESCRIPTION = "Loads the EchoVideo DiT (released folder in models/echovideo or a file in models/diffusion_models) and its CogVideoX VAE."
+    RETURN_TYPES = ("ECHO_MODEL",)
+    RETURN_NAMES = ("model",)
+    OUTPUT_TOOLTIPS = ("The EchoVideo transformer, VAE and scheduler.",)
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "model": (choices.transformer_choices(), {"tooltip": "Released folder in models/echovideo/ or a transformer file in models/diffusion_models/."}),
+            "vae": (choices.vae_choices(), {"tooltip": "The model folder's vae/, or a CogVideoX VAE file in models/vae/."}),
+            "precision": PRECISION,
+            "placement": (list(PLACEMENTS), {"default": "main_device", "tooltip": PLACEMENT_TIP}),
+            "weight_storage": (["default", "fp8_e4m3fn"], {"default": "default", "tooltip": "fp8_e4m3fn stores the DiT weights in 8 bits (half the memory of bf16) and computes in `precision`."}),
+        }}
+
+    def load(self, model, vae, precision, placement, weight_storage):
+        loaded = load_echovideo_model(choices.transformer_path(model), vae_path=choices.vae_path(vae),
+                                      dtype=precision_dtype(precision), placement=comfy.placement(placement),
+                                      fp8_storage=weight_storage == "fp8_e4m3fn")
+        return (loaded,)
+
+
+class EchoVideoTextEncoderLoader:
+    CATEGORY = "EchoVideo/loaders"
+    DESCRIPTION = "Loads the T5 v1.1 XXL encoder: the released folder's text_encoder/ or a single file from models/text_encoders (e.g. t5xxl_fp16.safetensors)."
+    RETURN_TYPES = ("ECHO_TEXT_ENCODER",)
+    RETURN_NAMES = ("text_encoder",)
+    OUTPUT_TOOLTIPS = ("T5 encoder + tokenizer.",)
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "text_encoder": (choices.text_encoder_choices(), {"tooltip": "Released folder in models/echovideo/ or a T5 file in models/text_encoders/."}),
+            "precision": PRECISION,
+            "placement": (list(PLACEMENTS), {"default": "model_offload", "tooltip": PLACEMENT_TIP}),
+        }}
+
+    def load(self, text_encoder, precision, placement):
+        source, tokenizer = choices.text_encoder_paths(text_encoder)
+        return (load_text_encoder_bundle(source, tokenizer_dir=tokenizer, dtype=precision_dtype(precision),
+                                         placement=comfy.placement(placement)),)
+
+
+class EchoVideoFaceModelsLoader:
+    CATEGORY = "EchoVideo/loaders"
+    DESCRIPTION = "Loads insightface antelopev2, the BiSeNet face parser (+ RetinaFace beside it, for the fallback) and SigLIP."
+    RETURN_TYPES = ("ECHO_FACE_MODELS",)
+    RETURN_NAMES = ("face_models",)
+    OUTPUT_TOOLTIPS = ("Face detection, recognition, parsing and SigLIP features.",)
+    FUNCTION = "load"
+    REQUIRES = ("insightface", "onnxruntime", "cv2")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "antelopev2": (choices.antelopev2_choices(), {"tooltip": "Folder with scrfd_10g_bnkps.onnx + glintr100.onnx (models/insightface/models/antelopev2)."}),
+            "parser": (choices.parser_choices(), {"tooltip": "parsing_bisenet.pth (models/facexlib or the model's face_encoder/); detection_Resnet50_Final.pth beside it enables the RetinaFace fallback."}),
+            "siglip": (choices.siglip_choices(), {"tooltip": "SigLIP base patch16 224: the model folder's clip_visual_encoder/ or a folder in models/clip_vision/."}),
+            "precision": (list(PRECISIONS), {"default": "bf16", "tooltip": "SigLIP precision."}),
+        }}
+
+    def load(self, antelopev2, parser, siglip, precision):
+        parser_file = choices.labelled_path(parser, "face parser", "parsing_bisenet.pth in models/facexlib/")
+        face_models = load_face_models(
+            choices.antelopev2_path(antelopev2), parser_file, choices.retinaface_beside(parser_file),
+            choices.labelled_path(siglip, "SigLIP", "config.json + preprocessor_config.json + weights"),
+            dtype=precision_dtype(precision), placement=comfy.placement("main_device"))
+        return (face_models,)
+
+
+NODE_CLASS_MAPPINGS = {
+    "EchoVideoModelLoader": EchoVideoModelLoader,
+    "EchoVideoTextEncoderLoader": EchoVideoTextEncoderLoader,
+    "EchoVideoFaceModelsLoader": EchoVideoFaceModelsLoader,
+}
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "EchoVideoModelLoader": "Load EchoVideo Model",
+    "EchoVideoTextEncoderLoader": "Load EchoVideo Text Encoder",
+    "EchoVideoFaceModelsLoader": "Load EchoVideo Face Models",
+}

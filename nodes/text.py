@@ -1,0 +1,30 @@
+"""EchoVideo Text Encode: prompt + negative prompt -> T5 embeddings (ECHO_TEXT)."""
+from __future__ import annotations
+
+from echovideo_core.stages import encode_text
+
+from . import comfy_adapter as comfy
+
+
+class EchoVideoTextEncode:
+    CATEGORY = "EchoVideo"
+    DESCRIPTION = "Encodes the prompt and the negative prompt with T5 (226 tokens each; longer prompts are cut with a warning)."
+    RETURN_TYPES = ("ECHO_TEXT",)
+    RETURN_NAMES = ("text",)
+    OUTPUT_TOOLTIPS = ("T5 embeddings of both prompts, for EchoVideo IITF Fuse.",)
+    FUNCTION = "encode"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "text_encoder": ("ECHO_TEXT_ENCODER", {"tooltip": "From Load EchoVideo Text Encoder."}),
+            "prompt": ("STRING", {"multiline": True, "default": "", "tooltip": "What the person does, the scene, the camera."}),
+            "negative_prompt": ("STRING", {"multiline": True, "default": "", "tooltip": "Used by the unconditional guidance branch (the release uses an empty one)."}),
+        }}
+
+    def encode(self, text_encoder, prompt, negative_prompt):
+        return (encode_text(text_encoder, prompt, negative_prompt, make_room=comfy.make_room),)
+
+
+NODE_CLASS_MAPPINGS = {"EchoVideoTextEncode": EchoVideoTextEncode}
+NODE_DISPLAY_NAME_MAPPINGS = {"EchoVideoTextEncode": "EchoVideo Text Encode"}

@@ -1,0 +1,1 @@
+"""Stand-in for the `comfy` package (no bundled tokenizer here)."""

@@ -1,0 +1,64 @@
+"""Fixtures of the node and workflow tests: the tiny kit in a ComfyUI models/ tree, one run
+of the basic API workflow shared by several tests, and the ComfyUI stand-in modules."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+import comfy_harness as harness
+
+STUB_DIR = Path(__file__).parent / "comfy_stub"
+STUB_MODULES = ("folder_paths", "latent_preview", "comfy", "comfy.utils", "comfy.model_management", "comfy.cli_args")
+MODELS_ENV = "ECHOVIDEO_COMFY_MODELS"
+
+
+@pytest.fixture(scope="session")
+def tiny_kit(tmp_path_factory) -> Path:
+    """`echovideo tiny-kit --comfy-models DIR` once per session; $ECHOVIDEO_COMFY_MODELS points at it."""
+    from echovideo_core.commands.tiny_kit import write_tiny_kit
+
+    models = tmp_path_factory.mktemp("comfy") / "models"
+    write_tiny_kit(models, seed=0)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(MODELS_ENV, str(models))
+        yield models
+
+
+def api_workflow(name: str) -> dict:
+    return json.loads((harness.WORKFLOWS / "api" / f"{name}.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def basic_run(tiny_kit) -> dict[str, tuple]:
+    """Outputs of every node of workflows/api/echovideo_basic.json run on the tiny kit."""
+    harness.SaveVideo.saved.clear()
+    return harness.run_workflow(api_workflow("echovideo_basic"))
+
+
+@pytest.fixture()
+def comfy_stub(tiny_kit):
+    """ComfyUI's modules replaced by tests/comfy_stub for one test (models: the tiny kit)."""
+    saved = {name: sys.modules.pop(name) for name in STUB_MODULES if name in sys.modules}
+    sys.path.insert(0, str(STUB_DIR))
+    try:
+        import comfy.model_management as model_management
+        import comfy.utils as utils
+        import folder_paths
+
+        folder_paths.models_dir = str(tiny_kit)
+        folder_paths.folder_names_and_paths.clear()
+        for kind in ("vae", "text_encoders", "diffusion_models", "clip_vision"):
+            folder_paths.folder_names_and_paths[kind] = ([os.path.join(tiny_kit, kind)], set())
+        utils.UPDATES.clear()
+        model_management.INTERRUPT_AFTER, model_management.CHECKS = None, 0
+        model_management.FREE_REQUESTS.clear()
+        yield sys.modules
+    finally:
+        sys.path.remove(str(STUB_DIR))
+        for name in STUB_MODULES:
+            sys.modules.pop(name, None)
+        sys.modules.update(saved)
