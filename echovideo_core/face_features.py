@@ -70,6 +70,10 @@ def check_identity_image(image: np.ndarray) -> np.ndarray:
         raise InvalidInputError(f"face_image must be uint8 (0..255), got dtype {image.dtype}")
     if image.ndim != 3:
         raise InvalidInputError(f"face_image must have shape (H, W, 3), got {tuple(image.shape)}")
+    if image.shape[0] == 3 and image.shape[2] != 3:
+        raise InvalidInputError(
+            f"face_image looks channels-first {tuple(image.shape)}; pass (H, W, 3), e.g. image.transpose(1, 2, 0)"
+        )
     if image.shape[2] != 3:
         raise InvalidInputError(
             f"face_image must have 3 RGB channels (H, W, 3), got {image.shape[2]} channels"

@@ -105,3 +105,8 @@ def test_unknown_mode_is_rejected(pipe, face):
 def test_negative_guidance_is_rejected(pipe, face):
     with pytest.raises(InvalidInputError, match="guidance_scale must be a finite number >= 0"):
         call(pipe, face, guidance_scale=-1.0)
+
+
+def test_channels_first_face_image_is_named(pipe, face):
+    with pytest.raises(InvalidInputError, match=r"looks channels-first \(3, 64, 64\)"):
+        call(pipe, face, face_image=face[0].transpose(2, 0, 1).copy())
