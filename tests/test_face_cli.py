@@ -6,13 +6,12 @@ import pytest
 from PIL import Image
 
 from echovideo_core.cli import main
-from echovideo_core.face import FacePreparer, debug_picture
 from echovideo_core.testing.tiny_face_models import write_tiny_face_models
 
 
 @pytest.fixture(scope="module")
 def kit(tmp_path_factory):
-    return write_tiny_face_models(tmp_path_factory.mktemp("face_models"), seed=5)
+    return write_tiny_face_models(tmp_path_factory.mktemp("face_models"), seed=5, with_retinaface=False)
 
 
 @pytest.fixture()
@@ -47,16 +46,3 @@ def test_face_command_allow_no_face_uses_the_whole_image(kit, tmp_path, capsys):
     args = ["face", str(blank), "--models", str(kit), "--out", str(tmp_path / "f.png"), "--debug", str(debug), "--allow-no-face"]
     assert main(args) == 0
     assert "method=whole_image" in capsys.readouterr().out and debug.exists()
-
-
-def test_debug_picture_shows_photo_aligned_parsing_and_result_side_by_side(kit):
-    photo = np.full((320, 640, 3), 128, np.uint8)
-    photo[160:192, 224:256] = (255, 0, 255)
-    result = FacePreparer(kit).prepare(photo)
-    picture = debug_picture(result)
-    assert picture.shape == (512, 2048, 3) and picture.dtype == np.uint8
-    # panel 4 is the identity image, apart from its caption at the bottom
-    np.testing.assert_array_equal(picture[:480, 1536:], result.identity_image[:480])
-    # panel 1: the box (yellow) is drawn around the detected face, scaled by 512 / 640
-    x1, y1 = (result.bbox[:2] * 0.8).round().astype(int)
-    np.testing.assert_array_equal(picture[y1 + 5, x1], [255, 255, 0])

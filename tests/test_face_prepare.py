@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from echovideo_core.face import FacePreparer, prepare_many
+from echovideo_core.face import FacePreparer, debug_picture, prepare_many
 from echovideo_core.face.align import arcface_template, transform_points
 from echovideo_core.face.errors import FaceModelsMissingError, ImageLoadError, NoFaceError
 from echovideo_core.face.loading import find_face_models
@@ -98,13 +98,13 @@ def test_face_index_picks_the_next_largest_face(preparer):
 
 def test_blank_photo_raises_no_face_error_saying_what_was_tried(preparer):
     with pytest.raises(NoFaceError, match="tried insightface antelopev2 and RetinaFace.*allow_no_face"):
-        preparer.prepare(np.full((480, 640, 3), 255, np.uint8))
+        preparer.prepare(np.full((120, 160, 3), 255, np.uint8))
 
 
 def test_landscape_photo_raises_no_face_error(preparer):
-    rows = np.linspace(0, 1, 360)[:, None, None]
+    rows = np.linspace(0, 1, 180)[:, None, None]
     sky = (np.array([90, 150, 235]) * (1 - rows) + np.array([200, 225, 250]) * rows).astype(np.uint8)
-    landscape = np.concatenate([np.broadcast_to(sky, (360, 640, 3)), np.full((120, 640, 3), (60, 140, 50), np.uint8)])
+    landscape = np.concatenate([np.broadcast_to(sky, (180, 320, 3)), np.full((60, 320, 3), (60, 140, 50), np.uint8)])
     with pytest.raises(NoFaceError):
         preparer.prepare(landscape)
 
@@ -167,13 +167,16 @@ def test_retinaface_fallback_is_used_and_reported_when_insightface_misses(fallba
     assert np.abs(transform_points(result.align_matrix, result.landmarks5) - arcface_template()).max() < 1.0
 
 
-def test_whole_image_fallback_only_when_allowed_and_reported(kit, caplog):
-    preparer = FacePreparer(kit, allow_no_face=True)
+def test_whole_image_fallback_only_when_allowed_and_reported(kit, tmp_path, caplog):
+    os.symlink(kit / "antelopev2", tmp_path / "antelopev2")  # no RetinaFace: that fallback is off
+    os.symlink(kit / "parsing_bisenet.pth", tmp_path / "parsing_bisenet.pth")
+    preparer = FacePreparer(tmp_path, allow_no_face=True)
     blank = np.full((300, 400, 3), 200, np.uint8)
     with caplog.at_level("WARNING"):
         result = preparer.prepare(blank)
     assert result.method == "whole_image" and result.bbox is None and result.landmarks5 is None
     assert any("whole photo resized to 512x512" in w for w in result.warnings)
+    assert any("RetinaFace fallback unavailable" in w for w in result.warnings)
     assert "whole photo resized" in caplog.text
     np.testing.assert_array_equal(result.aligned_crop, np.full((512, 512, 3), 200, np.uint8))
     np.testing.assert_allclose(result.arcface, preparer.detector.embed_crop(result.aligned_crop))
@@ -198,7 +201,7 @@ def test_mistakenly_nested_antelopev2_folder_is_accepted(kit, tmp_path):
 
 
 def test_prepare_many_weights_by_score_and_flags_another_person(preparer):
-    same = [marker_photo(((7, 10, MAGENTA),)), marker_photo(((5, 6, MAGENTA),)), marker_photo(((12, 3, MAGENTA),))]
+    same = [marker_photo(((7, 10, MAGENTA),)), marker_photo(((5, 6, MAGENTA),))]
     other = marker_photo(((9, 9, BLUISH),), background=230)  # another marker and surroundings: another "person"
     combined = prepare_many(preparer, [*same, other])
     scores = np.array([r.det_score for r in combined.per_photo])
@@ -207,7 +210,17 @@ def test_prepare_many_weights_by_score_and_flags_another_person(preparer):
     np.testing.assert_allclose(combined.face.arcface, expected, rtol=1e-5)
     best = int(np.argmax(scores))
     np.testing.assert_array_equal(combined.face.identity_image, combined.per_photo[best].identity_image)
-    assert combined.similarity_to_others[3] < combined.similarity_to_others[:3].min()
+    assert combined.similarity_to_others[2] < combined.similarity_to_others[:2].min()
     assert combined.spread == pytest.approx(combined.similarity_to_others.max() - combined.similarity_to_others.min())
-    assert combined.similarity_to_others[3] < 0.3 and "photo 3 looks like a different person" in combined.warnings[-1]
+    assert combined.similarity_to_others[2] < 0.3 and "photo 2 looks like a different person" in combined.warnings[-1]
     print("similarity_to_others", np.round(combined.similarity_to_others, 3), "spread", round(combined.spread, 3))
+
+
+def test_debug_picture_shows_photo_aligned_parsing_and_result_side_by_side(marker_result):
+    picture = debug_picture(marker_result)
+    assert picture.shape == (512, 2048, 3) and picture.dtype == np.uint8
+    # panel 4 is the identity image, apart from its caption at the bottom
+    np.testing.assert_array_equal(picture[:480, 1536:], marker_result.identity_image[:480])
+    # panel 1: the box (yellow) is drawn around the detected face, scaled by 512 / 640
+    x1, y1 = (marker_result.bbox[:2] * 0.8).round().astype(int)
+    np.testing.assert_array_equal(picture[y1 + 5, x1], [255, 255, 0])

@@ -187,10 +187,12 @@ def write_tiny_retinaface(path: str | os.PathLike, seed: int = 0, always_fires: 
     return path
 
 
-def write_tiny_face_models(models_dir: str | os.PathLike, seed: int = 0) -> Path:
-    """A complete face-model folder: antelopev2/, parsing_bisenet.pth, detection_Resnet50_Final.pth."""
+def write_tiny_face_models(models_dir: str | os.PathLike, seed: int = 0, with_retinaface: bool = True) -> Path:
+    """A face-model folder: antelopev2/, parsing_bisenet.pth and (unless with_retinaface is
+    False: the fallback is then off, and 110 MB are saved) detection_Resnet50_Final.pth."""
     models_dir = Path(models_dir)
     write_tiny_antelopev2(models_dir / "antelopev2", seed)
     write_tiny_parser(models_dir / "parsing_bisenet.pth", seed)
-    write_tiny_retinaface(models_dir / "detection_Resnet50_Final.pth", seed)
+    if with_retinaface:
+        write_tiny_retinaface(models_dir / "detection_Resnet50_Final.pth", seed)
     return models_dir
