@@ -67,8 +67,11 @@ TOKENIZER_CONFIG: dict[str, Any] = {
     "tokenizer_class": "T5Tokenizer", "extra_ids": 8, "eos_token": "</s>", "unk_token": "<unk>",
     "pad_token": "<pad>", "model_max_length": 226, "legacy": True,
 }
+TINY_KIT_VERSION = 1
+"""Bumped whenever the tiny model changes, so cached copies are rewritten (see is_current_tiny_model)."""
+
 MODEL_INDEX: dict[str, Any] = {
-    "_class_name": "EchoVideoPipeline",
+    "_class_name": "EchoVideoPipeline", "_tiny_kit_version": TINY_KIT_VERSION,
     "_note": "tiny random-weight model written by echovideo_core.tiny (outputs are noise)",
     "scheduler": ["diffusers", "CogVideoXDPMScheduler"], "text_encoder": ["transformers", "T5EncoderModel"],
     "tokenizer": ["transformers", "T5Tokenizer"], "transformer": ["echovideo_core", "EchoVideoTransformer3DModel"],
@@ -95,6 +98,15 @@ def _drop_foreign_config_keys(config_path: Path) -> None:
     config = json.loads(config_path.read_text())
     kept = {k: v for k, v in config.items() if k.startswith("_") or k in accepted}
     config_path.write_text(json.dumps(kept, indent=2, sort_keys=True) + "\n")
+
+
+def is_current_tiny_model(folder: str | Path) -> bool:
+    """True when `folder` holds a tiny model written by this version of the kit."""
+    index = Path(folder) / "model_index.json"
+    try:
+        return json.loads(index.read_text()).get("_tiny_kit_version") == TINY_KIT_VERSION
+    except (OSError, ValueError):
+        return False
 
 
 def write_tiny_model(folder: str | Path, seed: int = 0) -> Path:

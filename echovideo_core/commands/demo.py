@@ -81,13 +81,13 @@ def _run(args: argparse.Namespace) -> int:
             logger.warning("face preparation: %s", warning)
         identity, arcface = face.identity_image, face.arcface
     else:
-        from echovideo_core.tiny import write_tiny_model
+        from echovideo_core.tiny import is_current_tiny_model, write_tiny_model
 
         model_dir = tiny_cache_dir()
         logger.warning("no EchoVideo model in %s: running the TINY RANDOM-WEIGHT model from %s at 64x64, "
                        "9 frames, 4 steps; the video will be NOISE (it only proves the pipeline runs end to end)",
                        default_model_dir(), model_dir)
-        if not (model_dir / "model_index.json").is_file():
+        if not is_current_tiny_model(model_dir):
             import transformers
 
             transformers.utils.logging.disable_progress_bar()
