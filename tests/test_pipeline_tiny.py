@@ -40,3 +40,10 @@ def test_tiny_generation_runs_in_seconds():
     out = pipe(image, arcface, **TINY_CALL, generator=torch.Generator().manual_seed(0))
     assert out.frames.shape == (1, 9, 64, 64, 3)
     assert time.perf_counter() - start < 30
+
+
+def test_written_model_is_recognised_as_current(tmp_path):
+    from echovideo_core.tiny import is_current_tiny_model
+
+    assert is_current_tiny_model(tiny_model_dir())
+    assert not is_current_tiny_model(tmp_path)
