@@ -224,3 +224,18 @@ def test_debug_picture_shows_photo_aligned_parsing_and_result_side_by_side(marke
     # panel 1: the box (yellow) is drawn around the detected face, scaled by 512 / 640
     x1, y1 = (marker_result.bbox[:2] * 0.8).round().astype(int)
     np.testing.assert_array_equal(picture[y1 + 5, x1], [255, 255, 0])
+
+
+def test_unconditional_pair_is_a_black_image_and_a_zero_arcface():
+    from echovideo_core.face import unconditional_face
+
+    image, arcface = unconditional_face()
+    assert image.shape == (512, 512, 3) and image.dtype == np.uint8 and not image.any()
+    assert arcface.shape == (512,) and arcface.dtype == np.float32 and not arcface.any()
+
+
+def test_siglip_encoder_is_re_exported_from_the_face_package():
+    import echovideo_core.face
+    import echovideo_core.face_features
+
+    assert echovideo_core.face.encode_siglip is echovideo_core.face_features.encode_siglip
