@@ -203,7 +203,7 @@ def test_mistakenly_nested_antelopev2_folder_is_accepted(kit, tmp_path):
 def test_prepare_many_weights_by_score_and_flags_another_person(preparer):
     same = [marker_photo(((7, 10, MAGENTA),)), marker_photo(((5, 6, MAGENTA),))]
     other = marker_photo(((9, 9, BLUISH),), background=230)  # another marker and surroundings: another "person"
-    combined = prepare_many(preparer, [*same, other])
+    combined = preparer.prepare_many([*same, other])
     scores = np.array([r.det_score for r in combined.per_photo])
     np.testing.assert_allclose(combined.weights, scores / scores.sum())
     expected = (combined.weights[:, None] * np.stack([r.arcface for r in combined.per_photo])).sum(0)
@@ -214,6 +214,8 @@ def test_prepare_many_weights_by_score_and_flags_another_person(preparer):
     assert combined.spread == pytest.approx(combined.similarity_to_others.max() - combined.similarity_to_others.min())
     assert combined.similarity_to_others[2] < 0.3 and "photo 2 looks like a different person" in combined.warnings[-1]
     print("similarity_to_others", np.round(combined.similarity_to_others, 3), "spread", round(combined.spread, 3))
+    with pytest.raises(ValueError, match="at least one photo"):
+        prepare_many(preparer, [])
 
 
 def test_debug_picture_shows_photo_aligned_parsing_and_result_side_by_side(marker_result):

@@ -110,6 +110,12 @@ class FacePreparer:
             warnings=tuple(notes), align_matrix=matrix, photo=photo, num_faces=len(faces), **fields,
         )
 
+    def prepare_many(self, images, face_index: int = 0):
+        """Several photos of one person -> MultiFaceResult; see `echovideo_core.face.multi`."""
+        from echovideo_core.face.multi import prepare_many
+
+        return prepare_many(self, images, face_index=face_index)
+
     def _fallback(self, photo: np.ndarray, notes: list[str]) -> tuple[dict, np.ndarray, np.ndarray | None]:
         """RetinaFace landmarks, then the whole image (if allowed), else NoFaceError."""
         notes.append("insightface found no face")
