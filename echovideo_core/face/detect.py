@@ -42,7 +42,13 @@ class InsightFaceDetector:
 
     def __init__(self, antelopev2_dir: str | Path, providers: list[str] | None = None,
                  det_size: tuple[int, int] = DET_SIZE, det_thresh: float = 0.5):
-        from insightface.app import FaceAnalysis
+        try:
+            from insightface.app import FaceAnalysis
+        except ImportError as err:
+            raise ImportError(
+                f"insightface is needed for face preparation ({err}); install it with "
+                "`pip install --no-deps insightface==2.1` (see scripts/setup.sh)"
+            ) from err
 
         folder = Path(antelopev2_dir).resolve()
         self.providers = list(providers or onnx_providers())
