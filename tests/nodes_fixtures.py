@@ -45,6 +45,7 @@ def comfy_stub(tiny_kit):
     saved = {name: sys.modules.pop(name) for name in STUB_MODULES if name in sys.modules}
     sys.path.insert(0, str(STUB_DIR))
     try:
+        import comfy.cli_args  # noqa: F401 (imported here so tests can reach it)
         import comfy.model_management as model_management
         import comfy.utils as utils
         import folder_paths

@@ -1,0 +1,104 @@
+"""The ComfyUI boundary (nodes/comfy_adapter.py) with ComfyUI's modules replaced by
+tests/comfy_stub: model folders, progress bar with previews, Cancel, memory requests; and
+the fallbacks without ComfyUI."""
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import PIL.Image
+import pytest
+import torch
+
+import comfy_harness as harness
+from nodes_fixtures import basic_run, comfy_stub, tiny_kit  # noqa: F401 (fixtures)
+
+
+def adapter():
+    harness.load_pack()
+    return importlib.import_module(f"{harness.PACK_NAME}.nodes.comfy_adapter")
+
+
+def node(name: str):
+    return harness.load_pack().NODE_CLASS_MAPPINGS[name]()
+
+
+def run_sampler(run: dict, steps: int):
+    return node("EchoVideoSampler").sample(run["1"][0], run["7"][0], run["5"][0], width=64, height=64, frames=5,
+                                           steps=steps, cfg=6.0, dynamic_cfg="as_released", seed=1, scheduler="CogVideoXDPM")
+
+
+def test_without_comfyui_model_folders_come_from_the_environment_variable(tiny_kit):
+    assert adapter().model_dirs("vae") == [tiny_kit / "vae"]
+    assert adapter().model_dirs("text_encoders") == [tiny_kit / "text_encoders", tiny_kit / "clip"]
+
+
+def test_without_comfyui_or_the_variable_loaders_list_a_placeholder(monkeypatch):
+    monkeypatch.delenv("ECHOVIDEO_COMFY_MODELS", raising=False)
+    spec = node("EchoVideoModelLoader").INPUT_TYPES()["required"]
+    assert spec["model"][0] == ["(none found)"]
+
+
+def test_our_model_folders_are_registered_with_comfyui(comfy_stub, tiny_kit):
+    adapter().register_model_folders()
+    folders = comfy_stub["folder_paths"].folder_names_and_paths
+    for kind in ("echovideo", "insightface", "facexlib"):
+        assert folders[kind][0][0] == str(tiny_kit / kind)
+    spec = node("EchoVideoFaceModelsLoader").INPUT_TYPES()["required"]
+    assert "insightface/models/antelopev2" in spec["antelopev2"][0]
+    assert "facexlib/parsing_bisenet.pth" in spec["parser"][0]
+    assert "t5xxl_fp16.safetensors" in node("EchoVideoTextEncoderLoader").INPUT_TYPES()["required"]["text_encoder"][0]
+
+
+def test_sampler_advances_comfyui_progress_bar_every_step_with_a_preview(comfy_stub, basic_run):
+    run_sampler(basic_run, steps=3)
+    updates = comfy_stub["comfy.utils"].UPDATES
+    assert [(value, total) for value, total, _ in updates] == [(1, 3), (2, 3), (3, 3)]
+    kind, picture, size = updates[-1][2]
+    assert kind == "JPEG" and isinstance(picture, PIL.Image.Image) and picture.size == (8, 8) and size == 512
+
+
+def test_previews_are_skipped_when_comfyui_turns_them_off(comfy_stub, basic_run):
+    cli_args = comfy_stub["comfy.cli_args"]
+    cli_args.args.preview_method = cli_args.LatentPreviewMethod.NoPreviews
+    try:
+        run_sampler(basic_run, steps=2)
+    finally:
+        cli_args.args.preview_method = cli_args.LatentPreviewMethod.Auto
+    assert [preview for _, _, preview in comfy_stub["comfy.utils"].UPDATES] == [None, None]
+
+
+def test_cancel_stops_sampling_within_one_step(comfy_stub, basic_run):
+    model_management = comfy_stub["comfy.model_management"]
+    model_management.INTERRUPT_AFTER = 2
+    with pytest.raises(model_management.InterruptProcessingException):
+        run_sampler(basic_run, steps=10)
+    assert len(comfy_stub["comfy.utils"].UPDATES) == 2
+
+
+def test_cancel_stops_decoding(comfy_stub, basic_run):
+    model_management = comfy_stub["comfy.model_management"]
+    model_management.INTERRUPT_AFTER = 1
+    with pytest.raises(model_management.InterruptProcessingException):
+        node("EchoVideoDecode").decode(basic_run["1"][0], basic_run["8"][0], "fp32", False)
+    model_management.INTERRUPT_AFTER = None
+    frames = node("EchoVideoDecode").decode(basic_run["1"][0], basic_run["8"][0], "fp32", False)[0]
+    assert model_management.CHECKS > 2 and frames.shape[0] == 9  # checked between decoder blocks
+
+
+def test_model_offload_asks_for_room_first_and_moves_the_model_back_even_on_error(basic_run):
+    from echovideo_core.components import Placement, module_bytes, running_on
+
+    transformer = basic_run["1"][0].transformer
+    cpu = torch.device("cpu")
+    requests = []
+    with pytest.raises(RuntimeError, match="stop"):
+        with running_on(transformer, Placement("model_offload", cpu, cpu), lambda n, d: requests.append((n, d))):
+            raise RuntimeError("stop")
+    assert requests == [(module_bytes(transformer), cpu)] and transformer.device == cpu
+
+
+def test_make_room_asks_comfyui_to_free_gpu_memory_only(comfy_stub):
+    adapter().make_room(1000, torch.device("cuda"))
+    adapter().make_room(1000, torch.device("cpu"))
+    assert comfy_stub["comfy.model_management"].FREE_REQUESTS == [(1200, torch.device("cuda"))]

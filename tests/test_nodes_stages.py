@@ -1,0 +1,98 @@
+"""The nodes give the pipeline's numbers, and user errors reach ComfyUI as clear messages."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import comfy_harness as harness
+from echovideo_core.errors import InvalidInputError, MissingModelFilesError
+from echovideo_core.face.errors import NoFaceError
+from echovideo_core.pipeline import EchoVideoPipeline
+from echovideo_core.stages import branches_for, from_comfy_latent
+from nodes_fixtures import api_workflow, basic_run, tiny_kit  # noqa: F401 (fixtures)
+
+
+def node(name: str):
+    return harness.load_pack().NODE_CLASS_MAPPINGS[name]()
+
+
+def test_node_graph_gives_the_pipeline_latents_and_frames(basic_run, tiny_kit):
+    inputs = api_workflow("echovideo_basic")["8"]["inputs"]
+    face = basic_run["5"][0]
+    pipe = EchoVideoPipeline.from_pretrained(tiny_kit / "echovideo" / "EchoVideo", torch_dtype=torch.bfloat16)
+    out = pipe(face.identity_image, face.arcface, api_workflow("echovideo_basic")["6"]["inputs"]["prompt"],
+               negative_prompt="", height=inputs["height"], width=inputs["width"], num_frames=inputs["frames"],
+               num_inference_steps=inputs["steps"], guidance_scale=inputs["cfg"], use_dynamic_cfg=True,
+               generator=torch.Generator("cpu").manual_seed(inputs["seed"]), output_type="pt", decode_dtype=torch.float16)
+    node_latents = from_comfy_latent(basic_run["8"][0]["samples"])
+    assert torch.equal(node_latents, out.latents.cpu())
+    assert torch.equal(basic_run["9"][0], out.frames[0].cpu())
+
+
+def test_latent_output_uses_comfyui_video_axis_order(basic_run):
+    samples = basic_run["8"][0]["samples"]
+    inputs = api_workflow("echovideo_basic")["8"]["inputs"]
+    assert tuple(samples.shape) == (1, 4, (inputs["frames"] - 1) // 4 + 1, inputs["height"] // 8, inputs["width"] // 8)
+
+
+def test_identity_image_output_is_a_comfyui_image(basic_run):
+    image = basic_run["5"][1]
+    assert tuple(image.shape) == (1, 512, 512, 3) and image.dtype == torch.float32
+    assert np.array_equal((image[0].numpy() * 255).round().astype(np.uint8), basic_run["5"][0].identity_image)
+
+
+def test_fusion_holds_both_guidance_branches_and_cfg_one_keeps_only_the_conditional(basic_run):
+    cond = basic_run["7"][0]
+    assert cond.do_cfg and cond.tokens.shape[:2] == (2, 226)
+    single = branches_for(cond, 1.0)
+    assert not single.do_cfg and torch.equal(single.tokens, cond.tokens[1:])
+    assert branches_for(cond, 6.0) is cond
+
+
+def test_a_size_that_is_not_a_multiple_of_16_is_a_clear_error(basic_run):
+    with pytest.raises(InvalidInputError, match="width must be a multiple of 16, got 100"):
+        node("EchoVideoSampler").sample(basic_run["1"][0], basic_run["7"][0], basic_run["5"][0], width=100, height=64,
+                                        frames=9, steps=1, cfg=6.0, dynamic_cfg="off", seed=0, scheduler="CogVideoXDPM")
+
+
+def test_a_missing_model_names_the_folder_and_the_expected_files(tiny_kit):
+    with pytest.raises(MissingModelFilesError) as err:
+        node("EchoVideoModelLoader").load("NotThere", "(from model folder)", "bf16", "cpu", "default")
+    message = str(err.value)
+    assert str(tiny_kit / "echovideo") in message and "transformer/" in message and "diffusion_models" in message
+
+
+def test_a_missing_t5_file_names_the_text_encoders_folder(tiny_kit):
+    with pytest.raises(MissingModelFilesError, match="t5xxl_fp16.safetensors .*text_encoders"):
+        node("EchoVideoTextEncoderLoader").load("t5_missing.safetensors", "bf16", "cpu")
+
+
+def test_no_face_is_a_clear_error_unless_allowed(tiny_kit):
+    loader = node("EchoVideoFaceModelsLoader")
+    # the kit's RetinaFace fires on every photo: a parser without it beside turns the fallback off
+    lone = tiny_kit / "facexlib" / "parser_only"
+    lone.mkdir(exist_ok=True)
+    (lone / "parsing_bisenet.pth").write_bytes((tiny_kit / "facexlib" / "parsing_bisenet.pth").read_bytes())
+    face_models = loader.load("insightface/models/antelopev2", "facexlib/parser_only/parsing_bisenet.pth",
+                              "echovideo/EchoVideo", "fp32")[0]
+    blank = torch.full((1, 128, 128, 3), 0.5)
+    with pytest.raises(NoFaceError, match="no face found"):
+        node("EchoVideoFaceEncode").encode(face_models, blank, allow_no_face=False, face_index=0)
+    _, _, report = node("EchoVideoFaceEncode").encode(face_models, blank, allow_no_face=True, face_index=0)
+    assert report.startswith("face found by: whole_image")
+
+
+def test_fp8_weight_storage_keeps_weights_in_8_bits_and_samples(basic_run, tiny_kit):
+    model = node("EchoVideoModelLoader").load("EchoVideo", "(from model folder)", "bf16", "cpu", "fp8_e4m3fn")[0]
+    weight = model.transformer.transformer_blocks[0].ff.net[2].weight
+    assert weight.dtype == torch.float8_e4m3fn
+    latent = node("EchoVideoSampler").sample(model, basic_run["7"][0], basic_run["5"][0], width=64, height=64, frames=1,
+                                             steps=2, cfg=6.0, dynamic_cfg="off", seed=0, scheduler="CogVideoXDPM")[0]
+    assert torch.isfinite(latent["samples"]).all()
+
+
+def test_decode_rejects_a_latent_in_the_wrong_layout(basic_run):
+    with pytest.raises(ValueError, match="EchoVideo LATENT"):
+        node("EchoVideoDecode").decode(basic_run["1"][0], {"samples": torch.zeros(1, 4, 8, 8)}, "fp32", False)
+
