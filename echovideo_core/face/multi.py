@@ -4,7 +4,8 @@ The ArcFace vector is the mean of the photos' raw vectors weighted by detection 
 identity image (and every other field) comes from the best-scored face. The spread of cosine
 similarities shows whether one photo is of someone else: each photo is compared with the
 weighted mean of the *other* photos (leave one out), so an outlier cannot hide in a mean it
-dominates.
+dominates. A photo without a detection score (whole-image fallback) gets weight 0; if no
+photo has a score, the weights are uniform.
 """
 from __future__ import annotations
 

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -29,6 +31,9 @@ from echovideo_core.face.image import ImageInput, load_rgb
 from echovideo_core.face.loading import find_face_models, onnx_providers, torch_device
 from echovideo_core.face.mask import keep_mask, mask_identity
 from echovideo_core.face.retinaface import centre_face, detect_retinaface, load_retinaface
+
+if TYPE_CHECKING:  # pragma: no cover
+    from echovideo_core.face.multi import MultiFaceResult
 
 logger = logging.getLogger(__name__)
 
@@ -110,7 +115,7 @@ class FacePreparer:
             warnings=tuple(notes), align_matrix=matrix, photo=photo, num_faces=len(faces), **fields,
         )
 
-    def prepare_many(self, images, face_index: int = 0):
+    def prepare_many(self, images: Sequence[ImageInput], face_index: int = 0) -> MultiFaceResult:
         """Several photos of one person -> MultiFaceResult; see `echovideo_core.face.multi`."""
         from echovideo_core.face.multi import prepare_many
 
