@@ -40,6 +40,10 @@ class EchoVideoTransformer3DModel(CogVideoXTransformer3DModel):
     Added by this project, defaulting to the release's hard-coded resampler, so tiny test
     models can shrink it: resampler_dim, resampler_depth, resampler_heads,
     resampler_dim_head, resampler_num_queries, resampler_ff_mult, arcface_dim.
+
+    Passed through to diffusers' parent (CogVideoX 1.5 options), named here so a saved
+    config reloads without "unexpected key" warnings; EchoVideo keeps their defaults:
+    patch_size_t, patch_bias, ofs_embed_dim.
     """
 
     @register_to_config
@@ -81,6 +85,9 @@ class EchoVideoTransformer3DModel(CogVideoXTransformer3DModel):
         resampler_num_queries: int = 16,
         resampler_ff_mult: int = 4,
         arcface_dim: int = 512,
+        patch_size_t: int | None = None,
+        patch_bias: bool = True,
+        ofs_embed_dim: int | None = None,
     ) -> None:
         super().__init__(
             num_attention_heads=num_attention_heads,
@@ -108,6 +115,9 @@ class EchoVideoTransformer3DModel(CogVideoXTransformer3DModel):
             temporal_interpolation_scale=temporal_interpolation_scale,
             use_rotary_positional_embeddings=use_rotary_positional_embeddings,
             use_learned_positional_embeddings=use_learned_positional_embeddings,
+            patch_size_t=patch_size_t,
+            patch_bias=patch_bias,
+            ofs_embed_dim=ofs_embed_dim,
         )
         # Registration order is the checkpoint's key order.
         self.face_proj = nn.Linear(face_embed_dim, text_embed_dim)
