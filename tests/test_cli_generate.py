@@ -66,6 +66,16 @@ def test_demo_without_real_model_runs_the_tiny_model(tmp_path, monkeypatch, caps
     assert "tiny random model: noise" in capsys.readouterr().out
 
 
+def test_demo_rerun_keeps_the_earlier_video_and_writes_the_next_free_name(tmp_path, monkeypatch):
+    monkeypatch.setenv("ECHOVIDEO_MODEL_DIR", str(tmp_path / "no-model"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    out = tmp_path / "demo.mp4"
+    out.write_bytes(b"the user's earlier video")
+    assert main(["demo", "--out", str(out)]) == 0
+    assert out.read_bytes() == b"the user's earlier video"
+    assert read_video(tmp_path / "demo-1.mp4").shape == (9, 64, 64, 3)
+
+
 def marker_photo(path):
     """A grey photo with a magenta square: the tiny face detector's 'face' (see tiny_face_models)."""
     photo = np.full((320, 320, 3), 128, np.uint8)

@@ -4,7 +4,8 @@ With the real model (in ./models/echovideo or $ECHOVIDEO_MODEL_DIR, face models 
 face_encoder/ folder) it prepares a face photo (default: scikit-image's astronaut) and
 generates a video. Without it, it writes the tiny random-weight model to a cache folder and
 runs the same pipeline end to end at 64x64: the output is then noise from random weights,
-which proves the installation works, not the model. A rerun replaces --out.
+which proves the installation works, not the model. An existing --out is never replaced
+(unless --overwrite): a rerun writes the next free name, `NAME-1.mp4`, `NAME-2.mp4`, ...
 """
 from __future__ import annotations
 
@@ -58,6 +59,17 @@ def tiny_identity(photo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(crop), arcface
 
 
+def next_free_path(path: Path) -> Path:
+    """`path` if it does not exist, else the first free `stem-N.suffix` beside it."""
+    candidate, n = path, 0
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+    if candidate != path:
+        logger.info("%s exists; writing %s instead (pass --overwrite to replace it)", path, candidate)
+    return candidate
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         return _run(args)
@@ -69,8 +81,9 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     model_dir = default_model_dir()
     real = (model_dir / "transformer").is_dir() and not args.tiny
-    args.overwrite = True  # the demo's output is its own: a rerun replaces it
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    if not args.overwrite:
+        args.out = next_free_path(args.out)
     if real:
         from echovideo_core.face import FacePreparer
 
