@@ -11,9 +11,9 @@ from safetensors import safe_open
 
 from echovideo_core.training.data import PreparedDataset, PreparedDataError
 from echovideo_core.training.prepare import PrepareSettings, load_encoders, prepare_dataset, read_manifest
-from training_fixtures import SIZE, make_clips, prepared_dataset, tiny_kit
+from training_fixtures import FRAMES, SIZE, make_clips, prepared_dataset, tiny_kit
 
-SETTINGS = PrepareSettings(height=SIZE, width=SIZE, num_frames=5, windows_per_clip=1)
+SETTINGS = PrepareSettings(height=SIZE, width=SIZE, num_frames=FRAMES, windows_per_clip=1)
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def test_shards_hold_every_cached_tensor():
     dataset = PreparedDataset(prepared_dataset())
     assert len(dataset) == 8  # 4 clips x 2 windows
     item = dataset[3]
-    assert item["latents"].shape == (2, 4, SIZE // 8, SIZE // 8)  # 5 frames -> 2 latent frames
+    assert item["latents"].shape == (3, 4, SIZE // 8, SIZE // 8)  # 9 frames -> 3 latent frames
     assert item["face_latent"].shape == item["latents"].shape
     assert item["face_latent"][1:].abs().sum() == 0 and item["face_latent"][0].abs().sum() > 0
     assert item["text"].shape == (226, 32) and item["siglip"].shape == (16, 32) and item["arcface"].shape == (512,)
@@ -74,7 +74,7 @@ def test_rerun_reuses_finished_shards_without_rewriting(tmp_path, encoders):
 def test_other_settings_refuse_an_existing_folder(tmp_path, encoders):
     manifest = make_clips(tmp_path / "videos", 1)
     prepare_dataset(read_manifest(manifest), tmp_path / "out", encoders, SETTINGS)
-    other = PrepareSettings(height=SIZE, width=SIZE, num_frames=9)
+    other = PrepareSettings(height=SIZE, width=SIZE, num_frames=5)
     with pytest.raises(ValueError, match="prepared with other settings"):
         prepare_dataset(read_manifest(manifest), tmp_path / "out", encoders, other)
 
@@ -90,7 +90,7 @@ def test_prepare_data_command(tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "echovideo_core", "prepare-data", "--videos", str(tmp_path / "videos"),
          "--captions", str(manifest), "--out", str(tmp_path / "out"), "--model", str(model),
-         "--face-models", str(faces), "--size", f"{SIZE}x{SIZE}", "--frames", "5", "--device", "cpu"],
+         "--face-models", str(faces), "--size", f"{SIZE}x{SIZE}", "--frames", str(FRAMES), "--device", "cpu"],
         capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "prepared 1 clips, reused 0, skipped 1" in done.stdout

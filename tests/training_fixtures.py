@@ -19,11 +19,11 @@ from echovideo_core.testing.tiny_face_models import write_tiny_face_models
 from echovideo_core.tiny import write_tiny_model
 
 SIZE = 32  # training height = width (pixels)
-FRAMES = 9  # 4k + 1 -> 3 latent frames
+FRAMES = 9  # 4k + 1 -> 3 latent frames (odd: the VAE decodes them back to 9 frames)
 SOURCE = 96  # source clip size; the magenta "face" marker is found at this size
 
 
-def write_clip(path: Path, *, seed: int, frames: int = 12, face: bool = True, size: int = SOURCE) -> Path:
+def write_clip(path: Path, *, seed: int, frames: int = 20, face: bool = True, size: int = SOURCE) -> Path:
     """A short H.264 clip: a drifting colour gradient, plus a magenta face marker if `face`."""
     rng = np.random.default_rng(seed)
     base = rng.integers(40, 200, 3)
@@ -75,7 +75,7 @@ def prepared_dataset() -> Path:
     model, faces = tiny_kit()
     root = Path(tempfile.mkdtemp(prefix="echovideo-train-data-"))
     manifest = make_clips(root / "videos", 4)
-    settings = PrepareSettings(height=SIZE, width=SIZE, num_frames=5, frame_stride=1, windows_per_clip=2)
+    settings = PrepareSettings(height=SIZE, width=SIZE, num_frames=FRAMES, frame_stride=1, windows_per_clip=2)
     prepare_dataset(read_manifest(manifest), root / "prepared", load_encoders(model, faces), settings)
     return root / "prepared"
 

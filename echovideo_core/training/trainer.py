@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -250,7 +251,7 @@ def _resume(accelerator: Accelerator, cfg: TrainConfig, resume: str | None, trai
     return state.step
 
 
-def _context(cfg: TrainConfig, dataset: PreparedDataset, model: torch.nn.Module, device: torch.device) -> StepContext:
+def step_context(cfg: TrainConfig, dataset: PreparedDataset, model: torch.nn.Module, device: torch.device) -> StepContext:
     settings = dataset.settings
     rotary = None
     if model.config.use_rotary_positional_embeddings:
@@ -263,7 +264,10 @@ def _context(cfg: TrainConfig, dataset: PreparedDataset, model: torch.nn.Module,
 
 def train(cfg: TrainConfig, *, resume: str | None = None) -> TrainResult:
     """Run (or continue, with resume="latest" or a checkpoint path) a training run."""
-    accelerator = Accelerator(mixed_precision=cfg.mixed_precision, project_dir=cfg.output_dir)
+    # A multi-process launch on a machine without CUDA trains on the CPU over gloo
+    # (accelerate would otherwise start independent single-process runs).
+    cpu_processes = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
+    accelerator = Accelerator(mixed_precision=cfg.mixed_precision, project_dir=cfg.output_dir, cpu=cpu_processes)
     if accelerator.distributed_type.name == "DEEPSPEED" and cfg.gradient_accumulation_steps != 1:
         raise ValueError("with DeepSpeed set gradient_accumulation_steps in the DeepSpeed config and keep "
                          "train.yaml's gradient_accumulation_steps at 1 (DeepSpeed steps inside backward)")
@@ -279,7 +283,7 @@ def train(cfg: TrainConfig, *, resume: str | None = None) -> TrainResult:
     model, trainable = build_model(cfg)
     optimizer, schedule = build_optimizer(cfg, model, accelerator.num_processes)
     ema = EMA(model, cfg.ema.decay) if cfg.ema.enabled else None
-    ctx = _context(cfg, dataset, model, accelerator.device)
+    ctx = step_context(cfg, dataset, model, accelerator.device)
     # 3. prepare
     model, optimizer, loader, schedule = accelerator.prepare(model, optimizer, loader, schedule)
     accelerator.register_save_state_pre_hook(_keep_only(trainable))
