@@ -19,6 +19,7 @@ from typing import Any, Iterator
 
 import torch
 from accelerate import Accelerator
+from accelerate.utils import set_seed
 from diffusers.optimization import get_scheduler
 
 from echovideo_core.loading import load_transformer
@@ -279,7 +280,8 @@ def train(cfg: TrainConfig, *, resume: str | None = None) -> TrainResult:
         (output_dir / "train_config.yaml").write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
     # 1. data
     dataset, loader, sampler = build_data(cfg, accelerator.num_processes)
-    # 2. model + optimizer
+    # 2. model + optimizer (seeded: peft draws the LoRA A matrices from the global RNG)
+    set_seed(cfg.seed)
     model, trainable = build_model(cfg)
     optimizer, schedule = build_optimizer(cfg, model, accelerator.num_processes)
     ema = EMA(model, cfg.ema.decay) if cfg.ema.enabled else None
