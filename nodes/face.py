@@ -14,7 +14,7 @@ class EchoVideoFaceEncode:
                        "The 512x512 masked, aligned face the model sees.",
                        "How the face was found and any warnings.")
     FUNCTION = "encode"
-    REQUIRES = ("insightface", "onnxruntime", "cv2")
+    REQUIRES = ("insightface", "onnx", "onnxruntime", "cv2")
 
     @classmethod
     def INPUT_TYPES(cls):

@@ -66,7 +66,7 @@ class EchoVideoFaceModelsLoader:
     RETURN_NAMES = ("face_models",)
     OUTPUT_TOOLTIPS = ("Face detection, recognition, parsing and SigLIP features.",)
     FUNCTION = "load"
-    REQUIRES = ("insightface", "onnxruntime", "cv2")
+    REQUIRES = ("insightface", "onnx", "onnxruntime", "cv2")
 
     @classmethod
     def INPUT_TYPES(cls):

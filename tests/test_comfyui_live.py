@@ -1,0 +1,168 @@
+"""Against a real ComfyUI (runs only when COMFYUI_DIR points at a ComfyUI tree).
+
+Starts ComfyUI on 127.0.0.1 (CPU) with this pack linked into custom_nodes/, the tiny kit as
+an extra models folder (--extra-model-paths-config) and the example photos as its input
+folder; checks that the pack imports, /object_info lists every node, every API workflow
+runs to completion through /prompt (and through `comfy run` when comfy-cli is installed),
+and that a bad size fails with a clear message while the server keeps working.
+COMFYUI_PYTHON picks the interpreter of ComfyUI's environment (default: this one).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+import comfy_harness as harness
+
+COMFYUI_DIR = os.environ.get("COMFYUI_DIR")
+pytestmark = [pytest.mark.comfyui, pytest.mark.skipif(not COMFYUI_DIR, reason="set COMFYUI_DIR to a ComfyUI tree")]
+LINK_NAME = "ComfyUI-EchoVideo"
+START_TIMEOUT_S = 300
+RUN_TIMEOUT_S = 300
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _get(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def _post(url: str, payload: dict) -> dict:
+    request = urllib.request.Request(url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as err:  # ComfyUI answers 400 with a JSON body on validation errors
+        return json.loads(err.read())
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    from echovideo_core.commands.tiny_kit import write_tiny_kit
+
+    root = tmp_path_factory.mktemp("comfyui_live")
+    models = root / "models"
+    write_tiny_kit(models)
+    config = root / "extra_model_paths.yaml"
+    kinds = ("echovideo", "text_encoders", "insightface", "facexlib", "vae", "clip_vision", "diffusion_models")
+    config.write_text("echovideo_tiny_kit:\n" f"  base_path: {models}\n" + "".join(f"  {k}: {k}/\n" for k in kinds))
+    shutil.copytree(harness.INPUT_DIR, root / "input")
+    (root / "output").mkdir()
+    link = Path(COMFYUI_DIR) / "custom_nodes" / LINK_NAME
+    created = not link.exists()
+    if created:
+        link.symlink_to(harness.PACK_ROOT, target_is_directory=True)
+    port = _free_port()
+    command = [os.environ.get("COMFYUI_PYTHON", sys.executable), "main.py", "--listen", "127.0.0.1", "--port", str(port),
+               "--cpu", "--extra-model-paths-config", str(config), "--input-directory", str(root / "input"),
+               "--output-directory", str(root / "output"), "--disable-auto-launch"]
+    log = open(root / "comfyui.log", "w")
+    process = subprocess.Popen(command, cwd=COMFYUI_DIR, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + START_TIMEOUT_S
+        while True:
+            try:
+                _get(f"{base}/system_stats")
+                break
+            except OSError:
+                if process.poll() is not None or time.time() > deadline:
+                    pytest.fail(f"ComfyUI did not start: {(root / 'comfyui.log').read_text()[-3000:]}")
+                time.sleep(1)
+        yield {"base": base, "root": root, "log": root / "comfyui.log"}
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+        if created:
+            link.unlink()
+
+
+def _run(server: dict, workflow: dict) -> dict:
+    """Queue a prompt and wait for its history entry; returns it (or the validation error)."""
+    answer = _post(f"{server['base']}/prompt", {"prompt": workflow, "client_id": str(uuid.uuid4())})
+    if "prompt_id" not in answer:
+        return {"validation": answer}
+    deadline = time.time() + RUN_TIMEOUT_S
+    while time.time() < deadline:
+        history = _get(f"{server['base']}/history/{answer['prompt_id']}")
+        if answer["prompt_id"] in history and history[answer["prompt_id"]]["status"].get("completed") is not None:
+            entry = history[answer["prompt_id"]]
+            if entry["status"]["status_str"] in ("success", "error"):
+                return entry
+        time.sleep(1)
+    pytest.fail(f"prompt did not finish in {RUN_TIMEOUT_S} s; log: {server['log'].read_text()[-3000:]}")
+
+
+def test_pack_imports_and_object_info_lists_every_node(server):
+    info = _get(f"{server['base']}/object_info")
+    expected = set(harness.load_pack().NODE_CLASS_MAPPINGS)
+    assert expected <= set(info), f"missing: {expected - set(info)}"
+    assert "EchoVideo" not in [l for l in server["log"].read_text().splitlines() if "IMPORT FAILED" in l]
+    assert info["EchoVideoModelLoader"]["input"]["required"]["model"][0] == ["EchoVideo"]
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (harness.WORKFLOWS / "api").glob("*.json")))
+def test_api_workflow_runs_to_completion_through_prompt(server, name):
+    workflow = json.loads((harness.WORKFLOWS / "api" / f"{name}.json").read_text())
+    entry = _run(server, workflow)
+    assert entry.get("status", {}).get("status_str") == "success", entry
+    videos = list((server["root"] / "output").rglob("*.mp4"))
+    assert any(name.split("_", 1)[1] in str(v) for v in videos), videos
+
+
+def test_bad_size_is_a_clear_error_and_the_server_keeps_working(server):
+    workflow = json.loads((harness.WORKFLOWS / "api" / "echovideo_basic.json").read_text())
+    workflow["8"]["inputs"]["width"] = 100
+    entry = _run(server, workflow)
+    messages = json.dumps(entry)
+    assert "multiple of 16" in messages or "not a multiple" in messages.lower(), messages[:2000]
+    workflow["8"]["inputs"].update(width=64, seed=7)
+    assert _run(server, workflow)["status"]["status_str"] == "success"
+
+
+@pytest.mark.skipif(shutil.which("comfy") is None, reason="comfy-cli is not installed")
+def test_api_workflow_runs_through_comfy_cli(server):
+    port = server["base"].rsplit(":", 1)[1]
+    result = subprocess.run(["comfy", "run", "--workflow", str(harness.WORKFLOWS / "api" / "echovideo_basic.json"),
+                             "--host", "127.0.0.1", "--port", port, "--wait"], capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _browser() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+@pytest.mark.skipif(_browser() is None, reason="no Chromium for the frontend check")
+@pytest.mark.parametrize("name", sorted(p.stem for p in harness.WORKFLOWS.glob("*.json")))
+def test_ui_workflow_loads_in_the_frontend_without_missing_nodes_or_widget_errors(server, name):
+    """ECHOVIDEO_SCREENSHOT_DIR, when set, receives the screenshots (docs/ holds the README's)."""
+    shot = server["root"] / f"{name}.png"
+    checker = Path(__file__).with_name("comfy_frontend_check.py")
+    result = subprocess.run([os.environ.get("COMFYUI_PYTHON", sys.executable), str(checker), server["base"],
+                             str(harness.WORKFLOWS / f"{name}.json"), str(shot)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["count"] == len(json.loads((harness.WORKFLOWS / f"{name}.json").read_text())["nodes"])
+    assert (report["unknown"], report["flagged"], report["widget_mismatches"]) == ([], [], []), report
+    assert report["console_errors"] == [], report["console_errors"]
+    if os.environ.get("ECHOVIDEO_SCREENSHOT_DIR"):
+        shutil.copyfile(shot, Path(os.environ["ECHOVIDEO_SCREENSHOT_DIR"]) / f"comfyui_{name.removeprefix('echovideo_')}_workflow.png")
