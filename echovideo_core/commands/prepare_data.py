@@ -31,6 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--face-frame", choices=("first", "middle"), default="middle",
                         help="frame of the first window used for the face when no photo is given")
     parser.add_argument("--seed", type=int, default=0, help="seed of the cached latent samples")
+    parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
+                        help="T5 and SigLIP dtype (bfloat16 halves T5-XXL's ~19 GB; the VAE stays float32)")
     parser.add_argument("--device", default="cuda" if _cuda() else "cpu", help="device for the encoders")
     parser.set_defaults(run=run)
 
@@ -48,7 +50,10 @@ def run(args: argparse.Namespace) -> int:
     settings = PrepareSettings(height=height, width=width, num_frames=args.frames, frame_stride=args.stride,
                                windows_per_clip=args.windows, face_frame=args.face_frame, seed=args.seed)
     entries = read_manifest(args.captions, args.videos)
-    encoders = load_encoders(args.model, args.face_models, device=args.device)
+    import torch
+
+    dtype = torch.bfloat16 if args.dtype == "bfloat16" else torch.float32
+    encoders = load_encoders(args.model, args.face_models, device=args.device, dtype=dtype)
     report = prepare_dataset(entries, args.out, encoders, settings)
     for video, reason in report.skipped:
         print(f"skipped {video}: {reason}")

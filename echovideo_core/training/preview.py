@@ -87,7 +87,10 @@ class Validator:
 
         if self.pipe is None:
             folder = self.cfg.model.pipeline or self.cfg.model.pretrained
-            self.pipe = EchoVideoPipeline.from_pretrained(folder, transformer=model, device=model.device)
+            # T5 / SigLIP in bf16 under bf16 training (T5-XXL is ~19 GB in float32)
+            dtype = torch.bfloat16 if self.cfg.mixed_precision == "bf16" else torch.float32
+            self.pipe = EchoVideoPipeline.from_pretrained(folder, transformer=model, torch_dtype=dtype,
+                                                          device=model.device)
         self.pipe.transformer = model
         return self.pipe
 
