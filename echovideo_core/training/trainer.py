@@ -19,6 +19,7 @@ from typing import Any, Iterator
 
 import torch
 from accelerate import Accelerator
+from accelerate.state import AcceleratorState
 from accelerate.utils import set_seed
 from diffusers.optimization import get_scheduler
 
@@ -265,6 +266,16 @@ def step_context(cfg: TrainConfig, dataset: PreparedDataset, model: torch.nn.Mod
 
 def train(cfg: TrainConfig, *, resume: str | None = None) -> TrainResult:
     """Run (or continue, with resume="latest" or a checkpoint path) a training run."""
+    try:
+        return _train(cfg, resume)
+    finally:
+        # accelerate keeps its settings (mixed precision, ...) in a process-wide singleton that
+        # refuses different ones later; forget them so the next run in this process starts
+        # clean. The process group (PartialState) is kept.
+        AcceleratorState._reset_state(reset_partial_state=False)
+
+
+def _train(cfg: TrainConfig, resume: str | None) -> TrainResult:
     # A multi-process launch on a machine without CUDA trains on the CPU over gloo
     # (accelerate would otherwise start independent single-process runs).
     cpu_processes = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()

@@ -1,0 +1,68 @@
+"""Trainer options: bf16 autocast with bf16 frozen weights, gradient checkpointing, EMA, 8-bit Adam fallback."""
+from __future__ import annotations
+
+import importlib.util
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from echovideo_core.training.checkpoint import list_checkpoints
+from echovideo_core.training.config import config_from_dict
+from echovideo_core.training.lora import IITF_KEY_PREFIX
+from echovideo_core.training.trainer import build_model, train
+from training_fixtures import train_config
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def run(tmp: Path, **overrides):
+    cfg = config_from_dict(train_config(tmp / "run", **overrides))
+    return cfg, train(cfg)
+
+
+def test_bf16_autocast_with_bf16_frozen_weights_trains(tmp_path):
+    _, result = run(tmp_path, max_steps=3, mixed_precision="bf16", model={"frozen_dtype": "bfloat16"},
+                    trainable={"mode": "iitf_lora"}, checkpoint={"every": 1000})
+    assert all(math.isfinite(loss) for loss in result.losses)
+    lora = load_file(str(result.exports[0]))
+    assert {t.dtype for t in lora.values()} == {torch.float32}  # trainable weights stay float32
+
+
+def test_gradient_checkpointing_does_not_change_the_losses(tmp_path):
+    _, plain = run(tmp_path / "plain", max_steps=3, trainable={"mode": "full"}, checkpoint={"every": 1000})
+    _, checkpointed = run(tmp_path / "ckpt", max_steps=3, trainable={"mode": "full"}, gradient_checkpointing=True,
+                          checkpoint={"every": 1000})
+    np.testing.assert_allclose(checkpointed.losses, plain.losses, rtol=1e-5)
+    model, _ = build_model(config_from_dict(train_config(tmp_path / "x", gradient_checkpointing=True)))
+    assert model.is_gradient_checkpointing  # the run above really recomputed activations
+
+
+def test_ema_is_saved_with_checkpoints_and_exported(tmp_path):
+    decay = 0.5
+    cfg, result = run(tmp_path, max_steps=3, ema={"enabled": True, "decay": decay},
+                      checkpoint={"every": 1, "keep_last": 10})
+    (step1, ck1), (step2, ck2), (step3, ck3) = list_checkpoints(cfg.output_dir)
+    ema2, ema3 = load_file(str(ck2 / "ema.safetensors")), load_file(str(ck3 / "ema.safetensors"))
+    weights3 = load_file(str(ck3 / "model.safetensors"))
+    key = "face_proj.weight"
+    torch.testing.assert_close(ema3[key], decay * ema2[key] + (1 - decay) * weights3[key])
+    exported = load_file(str(Path(cfg.output_dir) / "final" / "lora.safetensors"))
+    torch.testing.assert_close(exported[IITF_KEY_PREFIX + key], ema3[key])
+
+
+@pytest.mark.skipif(importlib.util.find_spec("bitsandbytes") is not None, reason="bitsandbytes is installed")
+def test_without_bitsandbytes_adamw_is_used_and_said(tmp_path, caplog):
+    with caplog.at_level(logging.INFO, logger="echovideo_core.training.trainer"):
+        run(tmp_path, max_steps=1, optimizer={"use_8bit": True}, checkpoint={"every": 1000})
+    assert "torch AdamW (bitsandbytes is not installed, 8-bit Adam unavailable)" in caplog.text
