@@ -169,3 +169,9 @@ def test_validation_without_face_models_says_the_score_is_unavailable(tmp_path):
     report = json.loads((Path(cfg.output_dir) / "validation" / "step_00000001.json").read_text())
     assert report["face_score"] is None
     assert report["note"] == "face score unavailable: validation.face_models is not set"
+
+
+def test_a_fresh_run_refuses_an_output_dir_with_checkpoints(tmp_path):
+    run(tmp_path, max_steps=1, checkpoint={"every": 1000})
+    with pytest.raises(FileExistsError, match="already holds checkpoints: pass --resume latest"):
+        run(tmp_path, max_steps=2, checkpoint={"every": 1000})

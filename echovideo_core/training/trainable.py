@@ -70,24 +70,6 @@ def lora_export_tensors(model: nn.Module, cfg: TrainableConfig) -> dict[str, tor
     return tensors
 
 
-def base_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
-    """State dict in the released key layout, LoRA merged into its base weights (full export)."""
-    state = {}
-    modules = dict(model.named_modules())
-    for name, tensor in model.state_dict().items():
-        if ".lora_" in name:
-            continue
-        state[name.replace(".base_layer.", ".")] = tensor.detach().cpu()
-    for module_name, module in modules.items():
-        if hasattr(module, "lora_A") and ADAPTER_NAME in getattr(module, "lora_A", {}):
-            a = module.lora_A[ADAPTER_NAME].weight.float()
-            b = module.lora_B[ADAPTER_NAME].weight.float()
-            key = f"{module_name}.weight"
-            scale = module.scaling[ADAPTER_NAME]
-            state[key] = (state[key].float() + scale * (b @ a).cpu()).to(state[key].dtype)
-    return state
-
-
 class EMA:
     """Exponential moving average of the trainable parameters, kept in float32.
 

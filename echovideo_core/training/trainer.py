@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import torch
+import yaml
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
 from accelerate.utils import set_seed
@@ -276,6 +277,9 @@ def train(cfg: TrainConfig, *, resume: str | None = None) -> TrainResult:
 
 
 def _train(cfg: TrainConfig, resume: str | None) -> TrainResult:
+    if not resume and ckpt.list_checkpoints(cfg.output_dir):
+        raise FileExistsError(f"{cfg.output_dir} already holds checkpoints: pass --resume latest to continue "
+                              "that run, or choose another output_dir")
     # A multi-process launch on a machine without CUDA trains on the CPU over gloo
     # (accelerate would otherwise start independent single-process runs).
     cpu_processes = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
@@ -286,8 +290,6 @@ def _train(cfg: TrainConfig, resume: str | None) -> TrainResult:
     output_dir = Path(cfg.output_dir)
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
-        import yaml
-
         (output_dir / "train_config.yaml").write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
     # 1. data
     dataset, loader, sampler = build_data(cfg, accelerator.num_processes)
@@ -352,7 +354,7 @@ def _loop(accelerator: Accelerator, model: Any, optimizer: Any, schedule: Any, l
 
 def export_final(model: torch.nn.Module, cfg: TrainConfig, ema: EMA | None) -> tuple[Path, ...]:
     """`final/transformer/` (modes full, iitf) and `final/lora.safetensors` (iitf, iitf_lora)."""
-    from echovideo_core.training.trainable import base_state_dict, lora_export_tensors
+    from echovideo_core.training.trainable import lora_export_tensors
 
     final = Path(cfg.output_dir) / "final"
     if final.exists():
@@ -365,7 +367,8 @@ def export_final(model: torch.nn.Module, cfg: TrainConfig, ema: EMA | None) -> t
     mode = cfg.trainable.mode
     if mode in ("full", "iitf"):
         dtype = DTYPES[cfg.model.frozen_dtype]
-        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in base_state_dict(model).items()}
+        state = {k: v.detach().cpu().to(dtype) if v.is_floating_point() else v.cpu()
+                 for k, v in model.state_dict().items()}
         exports.append(ckpt.save_transformer_folder(state, dict(model.config), final / "transformer"))
     if mode in ("iitf", "iitf_lora"):
         exports.append(ckpt.export_lora(lora_export_tensors(model, cfg.trainable), final / "lora.safetensors",
