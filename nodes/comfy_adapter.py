@@ -173,6 +173,7 @@ def step_callback(total: int) -> Callable[[int, int, torch.Tensor], None]:
     checks for the user's Cancel after every step."""
     utils = _optional("comfy.utils")
     bar = utils.ProgressBar(total) if utils is not None else None
+    logger.info("EchoVideo sampling: %d steps", total)
     preview = _preview_maker() if bar is not None else None
 
     def on_step(step: int, steps: int, latents: torch.Tensor) -> None:

@@ -46,7 +46,8 @@ def _post(url: str, payload: dict) -> dict:
     request = urllib.request.Request(url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
-            return json.loads(response.read())
+            body = response.read()
+            return json.loads(body) if body else {}
     except urllib.error.HTTPError as err:  # ComfyUI answers 400 with a JSON body on validation errors
         return json.loads(err.read())
 
@@ -139,12 +140,50 @@ def test_bad_size_is_a_clear_error_and_the_server_keeps_working(server):
     assert _run(server, workflow)["status"]["status_str"] == "success"
 
 
-@pytest.mark.skipif(shutil.which("comfy") is None, reason="comfy-cli is not installed")
+def _comfy_cli() -> str | None:
+    """comfy-cli: $COMFY_CLI, beside COMFYUI_PYTHON, or on PATH."""
+    beside = Path(os.environ.get("COMFYUI_PYTHON", sys.executable)).with_name("comfy")
+    return os.environ.get("COMFY_CLI") or (str(beside) if beside.is_file() else shutil.which("comfy"))
+
+
+@pytest.mark.skipif(_comfy_cli() is None, reason="comfy-cli is not installed")
 def test_api_workflow_runs_through_comfy_cli(server):
+    before = set((server["root"] / "output").rglob("*.mp4"))
     port = server["base"].rsplit(":", 1)[1]
-    result = subprocess.run(["comfy", "run", "--workflow", str(harness.WORKFLOWS / "api" / "echovideo_basic.json"),
-                             "--host", "127.0.0.1", "--port", port, "--wait"], capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
-    assert result.returncode == 0, result.stdout + result.stderr
+    command = [_comfy_cli(), "--skip-prompt", "--workspace", COMFYUI_DIR, "--where", "local", "run", "--workflow",
+               str(harness.WORKFLOWS / "api" / "echovideo_basic.json"), "--host", "127.0.0.1", "--port", port,
+               "--wait", "--timeout", str(RUN_TIMEOUT_S)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=RUN_TIMEOUT_S + 60, stdin=subprocess.DEVNULL,
+                            env={**os.environ, "COMFY_NO_WATCH": "1"})
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert set((server["root"] / "output").rglob("*.mp4")) - before
+
+
+def test_interrupt_stops_a_long_run_within_a_step_and_the_server_keeps_working(server, record_property):
+    workflow = json.loads((harness.WORKFLOWS / "api" / "echovideo_basic.json").read_text())
+    workflow["8"]["inputs"].update(steps=500, width=256, height=256, frames=49, seed=11)  # tens of seconds
+    answer = _post(f"{server['base']}/prompt", {"prompt": workflow, "client_id": str(uuid.uuid4())})
+    deadline = time.time() + RUN_TIMEOUT_S
+    marker = "EchoVideo sampling: 500 steps"
+    while marker not in server["log"].read_text():
+        if time.time() > deadline:
+            pytest.fail("the sampler never started")
+        time.sleep(0.5)
+    time.sleep(1)
+    started = time.time()
+    _post(f"{server['base']}/interrupt", {})
+    while time.time() - started < 60:
+        history = _get(f"{server['base']}/history/{answer['prompt_id']}")
+        if answer["prompt_id"] in history:
+            break
+        time.sleep(0.2)
+    stopped_after = time.time() - started
+    record_property("seconds_from_interrupt_to_stop", round(stopped_after, 2))
+    status = history[answer["prompt_id"]]["status"]
+    assert status["status_str"] == "error" and "interrupted" in json.dumps(status["messages"]).lower(), status
+    assert stopped_after < 5, f"took {stopped_after:.1f} s to stop"
+    workflow["8"]["inputs"].update(steps=2, width=96, height=64, frames=9)
+    assert _run(server, workflow)["status"]["status_str"] == "success"
 
 
 def _browser() -> str | None:
