@@ -208,17 +208,31 @@ def _log_step(path: Path, record: dict[str, Any]) -> None:
         f.write(json.dumps(record) + "\n")
 
 
+def _records(path: Path) -> list[dict[str, Any]]:
+    """Parsed metrics lines; a torn last line (process killed mid-write) is ignored."""
+    lines = [line for line in path.read_text().splitlines() if line] if path.is_file() else []
+    records = []
+    for number, line in enumerate(lines):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if number != len(lines) - 1:
+                raise
+    return records
+
+
 def _truncate_metrics(path: Path, step: int) -> None:
     """Drop records after `step` (left by a run that was killed after its last checkpoint)."""
     if path.is_file():
-        kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
-        path.write_text("".join(line + "\n" for line in kept))
+        kept = [r for r in _records(path) if r["step"] <= step]
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
+        os.replace(tmp, path)
 
 
 def read_metrics(output_dir: str | Path) -> list[dict[str, Any]]:
     """The metrics records of a run, one per optimizer step, in step order."""
-    path = Path(output_dir) / METRICS_NAME
-    return [json.loads(line) for line in path.read_text().splitlines() if line] if path.is_file() else []
+    return _records(Path(output_dir) / METRICS_NAME)
 
 
 # ---- 3. prepare (and resume) --------------------------------------------------------------
