@@ -40,3 +40,13 @@ def test_trainable_mode_must_be_known():
 def test_bfloat16_frozen_weights_need_bf16_autocast():
     with pytest.raises(TrainConfigError, match="frozen_dtype bfloat16 needs mixed_precision bf16"):
         config_from_dict({"mixed_precision": "no"})
+
+
+@pytest.mark.parametrize("name, kind, zero_stage", [("ddp", "MULTI_GPU", None), ("fsdp", "FSDP", None),
+                                                     ("zero2", "DEEPSPEED", 2), ("zero3", "DEEPSPEED", 3)])
+def test_shipped_accelerate_configs_load(name, kind, zero_stage):
+    from accelerate.commands.config.config_args import ClusterConfig
+
+    cfg = ClusterConfig.from_yaml_file(str(EXAMPLE.parent / "accelerate" / f"{name}.yaml"))
+    assert cfg.distributed_type.name == kind and cfg.mixed_precision == "bf16"
+    assert (cfg.deepspeed_config or {}).get("zero_stage") == zero_stage
