@@ -66,3 +66,21 @@ def test_without_bitsandbytes_adamw_is_used_and_said(tmp_path, caplog):
     with caplog.at_level(logging.INFO, logger="echovideo_core.training.trainer"):
         run(tmp_path, max_steps=1, optimizer={"use_8bit": True}, checkpoint={"every": 1000})
     assert "torch AdamW (bitsandbytes is not installed, 8-bit Adam unavailable)" in caplog.text
+
+
+def test_full_export_shards_like_the_release_and_loads_back(tmp_path):
+    from echovideo_core.loading import load_transformer
+    from echovideo_core.training.checkpoint import save_transformer_folder
+    from training_fixtures import tiny_kit
+
+    model = load_transformer(tiny_kit()[0])
+    folder = save_transformer_folder(model.state_dict(), dict(model.config), tmp_path / "transformer",
+                                     max_shard_bytes=200_000)
+    names = sorted(p.name for p in folder.iterdir())
+    assert "diffusion_pytorch_model.safetensors.index.json" in names and "config.json" in names
+    assert sum(n.endswith(".safetensors") for n in names) > 1
+    loaded = load_transformer(folder)
+    for key, value in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+    with pytest.raises(FileExistsError, match="exports never overwrite"):
+        save_transformer_folder(model.state_dict(), dict(model.config), folder)
