@@ -97,3 +97,19 @@ def test_prepare_data_command(tmp_path):
     shard = next((tmp_path / "out" / "shards").glob("*.safetensors"))
     with safe_open(str(shard), framework="pt") as f:
         assert set(f.keys()) == {"latents", "face_latent", "text", "siglip", "arcface", "identity_image"}
+
+
+def test_unreadable_and_missing_clips_are_skipped_and_reported(tmp_path, encoders):
+    from training_fixtures import write_manifest
+
+    (tmp_path / "broken.mp4").write_bytes(b"not a video at all" * 50)
+    manifest = write_manifest(tmp_path, [{"video": "broken.mp4", "caption": "x"}, {"video": "gone.mp4", "caption": "y"}])
+    report = prepare_dataset(read_manifest(manifest), tmp_path / "out", encoders, SETTINGS)
+    assert report.prepared == 0 and [Path(v).name for v, _ in report.skipped] == ["broken.mp4", "gone.mp4"]
+
+
+def test_manifest_line_without_caption_names_the_line(tmp_path):
+    path = tmp_path / "captions.jsonl"
+    path.write_text('{"video": "a.mp4", "caption": "ok"}\n{"video": "b.mp4"}\n')
+    with pytest.raises(ValueError, match=r"captions.jsonl:2: expected"):
+        read_manifest(path)
