@@ -51,7 +51,7 @@ def register_model_folders() -> None:
         paths, extensions = folder_paths.folder_names_and_paths.get(name, ([], set()))
         if default not in paths:
             paths = [default, *paths]
-        folder_paths.folder_names_and_paths[name] = (paths, set(extensions) | {"", *WEIGHT_SUFFIXES, ".onnx"})
+        folder_paths.folder_names_and_paths[name] = (paths, set(extensions) | {*WEIGHT_SUFFIXES, ".onnx"})
 
 
 def model_dirs(kind: str) -> list[Path]:
