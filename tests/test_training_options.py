@@ -84,3 +84,32 @@ def test_full_export_shards_like_the_release_and_loads_back(tmp_path):
         assert torch.equal(loaded.state_dict()[key], value), key
     with pytest.raises(FileExistsError, match="exports never overwrite"):
         save_transformer_folder(model.state_dict(), dict(model.config), folder)
+
+
+def test_frozen_weights_load_in_bf16_and_trainable_ones_are_float32(tmp_path):
+    cfg = config_from_dict(train_config(tmp_path, mixed_precision="bf16", model={"frozen_dtype": "bfloat16"},
+                                        trainable={"mode": "iitf_lora"}))
+    model, trainable = build_model(cfg)
+    dtypes = {name: p.dtype for name, p in model.named_parameters()}
+    assert {dtypes[n] for n in trainable} == {torch.float32}
+    assert {d for n, d in dtypes.items() if n not in trainable} == {torch.bfloat16}
+
+
+def test_stage_two_starts_from_the_stage_one_lora(tmp_path):
+    from echovideo_core.training.lora import read_lora
+    from echovideo_core.training.trainable import lora_export_tensors
+
+    _, stage1 = run(tmp_path / "s1", max_steps=3, trainable={"mode": "iitf_lora"}, checkpoint={"every": 1000})
+    (lora,) = stage1.exports
+    cfg = config_from_dict(train_config(tmp_path / "s2", stage={"stage": 2}, trainable={"mode": "iitf_lora"},
+                                        model={"init_lora": str(lora)}))
+    model, _ = build_model(cfg)
+    started = lora_export_tensors(model, cfg.trainable)
+    saved, _ = read_lora(lora)
+    assert started.keys() == saved.keys()
+    for key, value in saved.items():
+        assert torch.equal(started[key], value), key
+    other_rank = config_from_dict(train_config(tmp_path / "s3", trainable={"mode": "iitf_lora", "lora_rank": 8},
+                                               model={"init_lora": str(lora)}))
+    with pytest.raises(ValueError, match="do not fit the trainable parameters"):
+        build_model(other_rank)

@@ -43,6 +43,9 @@ class ModelConfig:
     # Storage dtype of the frozen weights (trainable ones are always float32 master weights).
     # bfloat16 halves the frozen DiT's memory; it needs mixed_precision bf16 (autocast).
     frozen_dtype: Literal["float32", "bfloat16"] = "bfloat16"
+    # Start the trainable weights from a LoRA file (stage 2 after an iitf_lora stage 1:
+    # <stage 1 output_dir>/final/lora.safetensors); same rank and targets as `trainable`.
+    init_lora: str | None = None
 
 
 @dataclass(frozen=True)

@@ -52,11 +52,41 @@ def configure_trainable(model: nn.Module, cfg: TrainableConfig) -> list[str]:
     return names
 
 
-def cast_frozen(model: nn.Module, dtype: torch.dtype) -> None:
-    """Store frozen weights in `dtype` (bf16 halves their memory); trainable ones stay float32."""
+def upcast_trainable(model: nn.Module) -> None:
+    """Trainable parameters become float32 master weights (the model may be loaded in bf16)."""
     for param in model.parameters():
-        if not param.requires_grad and param.is_floating_point():
-            param.data = param.data.to(dtype)
+        if param.requires_grad and param.dtype != torch.float32:
+            param.data = param.data.float()
+
+
+@torch.no_grad()
+def load_lora_into_trainable(model: nn.Module, path: str) -> int:
+    """Start the adapter and IITF layers from a LoRA file (e.g. stage 1's export).
+
+    The file's `X.lora_A.weight` goes to the adapter parameter `X.lora_A.default.weight` and
+    `iitf.P` to `P`; every tensor must land on a trainable parameter of the same shape (same
+    rank, same targets), so the next export stays relative to the same base model.
+    """
+    from echovideo_core.training.lora import read_lora
+
+    tensors, _ = read_lora(path)
+    params = dict(model.named_parameters())
+    problems = []
+    for key, value in tensors.items():
+        if key.startswith(IITF_KEY_PREFIX):
+            name = key[len(IITF_KEY_PREFIX):]
+        else:
+            name = key.replace(".lora_A.", f".lora_A.{ADAPTER_NAME}.").replace(".lora_B.", f".lora_B.{ADAPTER_NAME}.")
+        param = params.get(name)
+        if param is None or not param.requires_grad or param.shape != value.shape:
+            problems.append(key)
+            continue
+        param.copy_(value.to(param.dtype))
+    if problems:
+        raise ValueError(f"{path}: {len(problems)} tensors do not fit the trainable parameters (other rank, "
+                         f"targets or mode?), e.g. {problems[:3]}")
+    logger.info("started the trainable weights from %s (%d tensors)", path, len(tensors))
+    return len(tensors)
 
 
 def lora_export_tensors(model: nn.Module, cfg: TrainableConfig) -> dict[str, torch.Tensor]:

@@ -31,7 +31,7 @@ from echovideo_core.training.config import TrainConfig, config_to_dict
 from echovideo_core.training.data import PreparedDataset
 from echovideo_core.training.objective import (Conditions, add_noise, alphas_cumprod, draw_for_batch, drop_conditions,
                                                v_loss, v_target)
-from echovideo_core.training.trainable import EMA, cast_frozen, configure_trainable
+from echovideo_core.training.trainable import EMA, configure_trainable, load_lora_into_trainable, upcast_trainable
 
 logger = logging.getLogger(__name__)
 
@@ -88,11 +88,14 @@ def build_data(cfg: TrainConfig, processes: int) -> tuple[PreparedDataset, torch
 # ---- 2. model + optimizer --------------------------------------------------------------
 
 def build_model(cfg: TrainConfig) -> tuple[torch.nn.Module, list[str]]:
-    model = load_transformer(cfg.model.pretrained, torch_dtype=torch.float32)
+    """Frozen weights load straight into `frozen_dtype` (one bf16 copy of the DiT in host
+    memory, not a float32 one); trainable ones are then float32 master weights."""
+    load_dtype = torch.float32 if cfg.trainable.mode == "full" else DTYPES[cfg.model.frozen_dtype]
+    model = load_transformer(cfg.model.pretrained, torch_dtype=load_dtype)
     names = configure_trainable(model, cfg.trainable)
-    frozen = DTYPES[cfg.model.frozen_dtype]
-    if frozen != torch.float32:
-        cast_frozen(model, frozen)
+    upcast_trainable(model)
+    if cfg.model.init_lora:
+        load_lora_into_trainable(model, cfg.model.init_lora)
     if cfg.gradient_checkpointing:
         model.enable_gradient_checkpointing()
     model.train()
