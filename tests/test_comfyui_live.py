@@ -63,6 +63,11 @@ def server(tmp_path_factory):
     kinds = ("echovideo", "text_encoders", "insightface", "facexlib", "vae", "clip_vision", "diffusion_models")
     config.write_text("echovideo_tiny_kit:\n" f"  base_path: {models}\n" + "".join(f"  {k}: {k}/\n" for k in kinds))
     shutil.copytree(harness.INPUT_DIR, root / "input")
+    import PIL.Image  # a photo without any face, for the no-face check
+
+    PIL.Image.new("RGB", (128, 128), (128, 128, 128)).save(root / "input" / "no_face.png")
+    (models / "facexlib" / "parser_only").mkdir()  # a parser without RetinaFace beside it: fallback off
+    shutil.copyfile(models / "facexlib" / "parsing_bisenet.pth", models / "facexlib" / "parser_only" / "parsing_bisenet.pth")
     (root / "output").mkdir()
     link = Path(COMFYUI_DIR) / "custom_nodes" / LINK_NAME
     created = not link.exists()
@@ -108,7 +113,7 @@ def _run(server: dict, workflow: dict) -> dict:
         if answer["prompt_id"] in history and history[answer["prompt_id"]]["status"].get("completed") is not None:
             entry = history[answer["prompt_id"]]
             if entry["status"]["status_str"] in ("success", "error"):
-                return entry
+                return {**entry, "queued": answer}
         time.sleep(1)
     pytest.fail(f"prompt did not finish in {RUN_TIMEOUT_S} s; log: {server['log'].read_text()[-3000:]}")
 
@@ -138,6 +143,22 @@ def test_bad_size_is_a_clear_error_and_the_server_keeps_working(server):
     assert "multiple of 16" in messages or "not a multiple" in messages.lower(), messages[:2000]
     workflow["8"]["inputs"].update(width=64, seed=7)
     assert _run(server, workflow)["status"]["status_str"] == "success"
+
+
+def test_missing_model_and_no_face_are_clear_errors_and_the_server_keeps_working(server):
+    workflow = json.loads((harness.WORKFLOWS / "api" / "echovideo_basic.json").read_text())
+    missing = json.loads(json.dumps(workflow))
+    missing["1"]["inputs"]["model"] = "NotThere"
+    # ComfyUI rejects the loader (and what depends on it) at validation, runs the rest
+    errors = json.dumps(_run(server, missing)["queued"]["node_errors"])
+    assert "NotThere" in errors and "not in list" in errors.lower(), errors
+    no_face = json.loads(json.dumps(workflow))
+    no_face["4"]["inputs"]["image"] = "no_face.png"
+    no_face["3"]["inputs"]["parser"] = "facexlib/parser_only/parsing_bisenet.pth"
+    entry = _run(server, no_face)
+    assert entry["status"]["status_str"] == "error" and "no face found" in json.dumps(entry["status"]["messages"]), entry
+    no_face["5"]["inputs"]["allow_no_face"] = True
+    assert _run(server, no_face)["status"]["status_str"] == "success"
 
 
 def _comfy_cli() -> str | None:
