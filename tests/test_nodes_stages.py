@@ -96,3 +96,15 @@ def test_decode_rejects_a_latent_in_the_wrong_layout(basic_run):
     with pytest.raises(ValueError, match="EchoVideo LATENT"):
         node("EchoVideoDecode").decode(basic_run["1"][0], {"samples": torch.zeros(1, 4, 8, 8)}, "fp32", False)
 
+
+
+@pytest.mark.parametrize("cfg, dynamic_cfg", [(1.0, "off"), (4.5, "off"), (6.0, "as_released")])
+def test_sampler_node_matches_the_pipeline_for_guidance_settings(basic_run, tiny_kit, cfg, dynamic_cfg):
+    face, prompt = basic_run["5"][0], api_workflow("echovideo_basic")["6"]["inputs"]["prompt"]
+    pipe = EchoVideoPipeline.from_pretrained(tiny_kit / "echovideo" / "EchoVideo", torch_dtype=torch.bfloat16)
+    expected = pipe(face.identity_image, face.arcface, prompt, negative_prompt="", height=48, width=80, num_frames=5,
+                    num_inference_steps=3, guidance_scale=cfg, use_dynamic_cfg=dynamic_cfg != "off",
+                    generator=torch.Generator("cpu").manual_seed(3), output_type="latent").latents
+    latent = node("EchoVideoSampler").sample(basic_run["1"][0], basic_run["7"][0], face, width=80, height=48, frames=5,
+                                             steps=3, cfg=cfg, dynamic_cfg=dynamic_cfg, seed=3, scheduler="CogVideoXDPM")[0]
+    assert torch.equal(from_comfy_latent(latent["samples"]), expected.cpu())
