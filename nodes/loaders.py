@@ -78,11 +78,10 @@ class EchoVideoFaceModelsLoader:
         }}
 
     def load(self, antelopev2, parser, siglip, precision):
-        parser_file = choices.labelled_path(parser, "face parser", "parsing_bisenet.pth in models/facexlib/")
+        parser_file = choices.parser_path(parser)
         face_models = load_face_models(
             choices.antelopev2_path(antelopev2), parser_file, choices.retinaface_beside(parser_file),
-            choices.labelled_path(siglip, "SigLIP", "config.json + preprocessor_config.json + weights"),
-            dtype=precision_dtype(precision), placement=comfy.placement("main_device"))
+            choices.siglip_path(siglip), dtype=precision_dtype(precision), placement=comfy.placement("main_device"))
         return (face_models,)
 
 

@@ -112,19 +112,30 @@ def siglip_choices() -> list[str]:
                            + _labelled("clip_vision", comfy.subfolders("clip_vision", "preprocessor_config.json")))
 
 
-def labelled_path(label: str, what: str, expected: str) -> Path:
-    """`<kind>/<relative path>` -> the path; MissingModelFilesError naming the folders otherwise."""
+def labelled_path(label: str, what: str, expected: str, home: str) -> Path:
+    """`<kind>/<relative path>` -> the path; MissingModelFilesError naming the folders otherwise
+    (`home`: the models folder kind where this file usually lives)."""
     kind, _, relative = label.partition("/")
-    found = comfy.resolve(kind, relative) if relative else None
+    found = comfy.resolve(kind, relative) if relative and label != NONE_FOUND else None
     if found is None:
         raise MissingModelFilesError(
-            f"{what} {label!r} not found: expected {expected} (ComfyUI folders: {comfy.where(kind or 'echovideo')})"
+            f"{what} {label!r} not found: expected {expected} in {comfy.where(home)} "
+            f"(or in the released folder in {comfy.where('echovideo')}/<name>/)"
         )
     return found
 
 
 def antelopev2_path(label: str) -> Path:
-    return labelled_path(label, "insightface antelopev2", f"{' + '.join(ANTELOPEV2)} in models/insightface/models/antelopev2/")
+    return labelled_path(label, "insightface antelopev2", f"models/antelopev2/{' + '.join(ANTELOPEV2)}", "insightface")
+
+
+def parser_path(label: str) -> Path:
+    return labelled_path(label, "face parser", f"{PARSER_NAMES[0]} (+ {RETINAFACE_NAMES[0]} for the fallback)", "facexlib")
+
+
+def siglip_path(label: str) -> Path:
+    return labelled_path(label, "SigLIP", "a folder with config.json, preprocessor_config.json and model.safetensors",
+                         "clip_vision")
 
 
 def retinaface_beside(parser: Path) -> Path | None:

@@ -108,3 +108,11 @@ def test_sampler_node_matches_the_pipeline_for_guidance_settings(basic_run, tiny
     latent = node("EchoVideoSampler").sample(basic_run["1"][0], basic_run["7"][0], face, width=80, height=48, frames=5,
                                              steps=3, cfg=cfg, dynamic_cfg=dynamic_cfg, seed=3, scheduler="CogVideoXDPM")[0]
     assert torch.equal(from_comfy_latent(latent["samples"]), expected.cpu())
+
+
+def test_missing_face_models_name_the_folders_and_files(tiny_kit):
+    with pytest.raises(MissingModelFilesError) as err:
+        node("EchoVideoFaceModelsLoader").load("(none found)", "facexlib/parsing_bisenet.pth", "echovideo/EchoVideo", "fp32")
+    assert "scrfd_10g_bnkps.onnx + glintr100.onnx" in str(err.value) and str(tiny_kit / "insightface") in str(err.value)
+    with pytest.raises(MissingModelFilesError, match="parsing_bisenet.pth .*facexlib"):
+        node("EchoVideoFaceModelsLoader").load("insightface/models/antelopev2", "facexlib/gone.pth", "echovideo/EchoVideo", "fp32")
