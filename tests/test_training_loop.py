@@ -122,7 +122,7 @@ def test_lora_file_reproduces_the_adapted_model(tmp_path):
         for name, param in adapted.named_parameters():
             if ".lora_" in name or name.startswith("face_proj"):
                 param.add_(torch.randn(param.shape, generator=gen) * 0.05)
-    path = save_lora(lora_export_tensors(adapted, cfg.trainable), tmp_path / "lora.safetensors",
+    path = save_lora(lora_export_tensors(adapted.state_dict()), tmp_path / "lora.safetensors",
                      rank=cfg.trainable.lora_rank, alpha=cfg.trainable.lora_alpha)
     merged = base_model()
     apply_lora(merged, path, strength=1.0)

@@ -104,7 +104,7 @@ def test_stage_two_starts_from_the_stage_one_lora(tmp_path):
     cfg = config_from_dict(train_config(tmp_path / "s2", stage={"stage": 2}, trainable={"mode": "iitf_lora"},
                                         model={"init_lora": str(lora)}))
     model, _ = build_model(cfg)
-    started = lora_export_tensors(model, cfg.trainable)
+    started = lora_export_tensors(model.state_dict())
     saved, _ = read_lora(lora)
     assert started.keys() == saved.keys()
     for key, value in saved.items():
@@ -113,3 +113,15 @@ def test_stage_two_starts_from_the_stage_one_lora(tmp_path):
                                                model={"init_lora": str(lora)}))
     with pytest.raises(ValueError, match="do not fit the trainable parameters"):
         build_model(other_rank)
+
+
+def test_sharded_training_refuses_validation_ema_and_deepspeed_accumulation(tmp_path):
+    from echovideo_core.training.trainer import check_distributed
+
+    cfg = config_from_dict(train_config(tmp_path, validation={"every": 10}, ema={"enabled": True},
+                                        gradient_accumulation_steps=2))
+    check_distributed("MULTI_GPU", cfg)  # DDP: all supported
+    with pytest.raises(ValueError, match="with FSDP: validation videos need the whole model.*EMA of sharded"):
+        check_distributed("FSDP", cfg)
+    with pytest.raises(ValueError, match="gradient_accumulation_steps in the DeepSpeed config"):
+        check_distributed("DEEPSPEED", cfg)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Iterator
+from typing import Iterator, Mapping
 
 import torch
 from torch import nn
@@ -89,14 +89,16 @@ def load_lora_into_trainable(model: nn.Module, path: str) -> int:
     return len(tensors)
 
 
-def lora_export_tensors(model: nn.Module, cfg: TrainableConfig) -> dict[str, torch.Tensor]:
-    """The LoRA file's tensors (see lora.py): A/B per adapted linear + `iitf.*` full tensors."""
+def lora_export_tensors(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The LoRA file's tensors (see lora.py) from a model state dict: A/B per adapted linear
+    + `iitf.*` full tensors."""
     tensors: dict[str, torch.Tensor] = {}
-    for name, param in model.named_parameters():
+    for name, value in state.items():
+        name = name.removeprefix("module.")
         if ".lora_A." in name or ".lora_B." in name:
-            tensors[name.replace(f".{ADAPTER_NAME}.", ".")] = param.detach().float().cpu()
+            tensors[name.replace(f".{ADAPTER_NAME}.", ".")] = value.detach().float().cpu()
         elif is_iitf(name):
-            tensors[IITF_KEY_PREFIX + name] = param.detach().float().cpu()
+            tensors[IITF_KEY_PREFIX + name] = value.detach().float().cpu()
     return tensors
 
 

@@ -271,6 +271,22 @@ def _resume(accelerator: Accelerator, cfg: TrainConfig, resume: str | None, trai
     return state.step
 
 
+def check_distributed(kind: str, cfg: TrainConfig) -> None:
+    """Refuse combinations this trainer does not support under sharded training, clearly."""
+    problems = []
+    if kind in ("FSDP", "DEEPSPEED"):
+        if cfg.validation.every:
+            problems.append("validation videos need the whole model on one process: set validation.every: 0 "
+                            "and generate from the exported weights")
+        if cfg.ema.enabled:
+            problems.append("EMA of sharded parameters is not supported: set ema.enabled: false")
+    if kind == "DEEPSPEED" and cfg.gradient_accumulation_steps != 1:
+        problems.append("set gradient_accumulation_steps in the DeepSpeed config and keep train.yaml's at 1 "
+                        "(DeepSpeed steps inside backward)")
+    if problems:
+        raise ValueError(f"with {kind}: " + "; ".join(problems))
+
+
 def step_context(cfg: TrainConfig, dataset: PreparedDataset, model: torch.nn.Module, device: torch.device) -> StepContext:
     settings = dataset.settings
     rotary = None
@@ -301,9 +317,7 @@ def _train(cfg: TrainConfig, resume: str | None) -> TrainResult:
     # (accelerate would otherwise start independent single-process runs).
     cpu_processes = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
     accelerator = Accelerator(mixed_precision=cfg.mixed_precision, project_dir=cfg.output_dir, cpu=cpu_processes)
-    if accelerator.distributed_type.name == "DEEPSPEED" and cfg.gradient_accumulation_steps != 1:
-        raise ValueError("with DeepSpeed set gradient_accumulation_steps in the DeepSpeed config and keep "
-                         "train.yaml's gradient_accumulation_steps at 1 (DeepSpeed steps inside backward)")
+    check_distributed(accelerator.distributed_type.name, cfg)
     output_dir = Path(cfg.output_dir)
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
@@ -324,9 +338,12 @@ def _train(cfg: TrainConfig, resume: str | None) -> TrainResult:
         _truncate_metrics(output_dir / METRICS_NAME, start)
     # 4. loop
     losses = _loop(accelerator, model, optimizer, schedule, loader, sampler, ctx, start, ema, dataset)
+    if ema is not None:
+        ema.copy_to(accelerator.unwrap_model(model))  # training is over: export the EMA weights
+    state = accelerator.get_state_dict(model)  # collective under FSDP / ZeRO-3: all processes call it
     exports: tuple[Path, ...] = ()
     if accelerator.is_main_process:
-        exports = export_final(accelerator.unwrap_model(model), cfg, ema)
+        exports = export_final(state, dict(accelerator.unwrap_model(model).config), cfg)
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return TrainResult(output_dir=output_dir, first_step=start, last_step=start + len(losses),
@@ -369,7 +386,7 @@ def _loop(accelerator: Accelerator, model: Any, optimizer: Any, schedule: Any, l
     return losses
 
 
-def export_final(model: torch.nn.Module, cfg: TrainConfig, ema: EMA | None) -> tuple[Path, ...]:
+def export_final(state: dict[str, torch.Tensor], config: dict[str, Any], cfg: TrainConfig) -> tuple[Path, ...]:
     """`final/transformer/` (modes full, iitf) and `final/lora.safetensors` (iitf, iitf_lora)."""
     from echovideo_core.training.trainable import lora_export_tensors
 
@@ -378,17 +395,15 @@ def export_final(model: torch.nn.Module, cfg: TrainConfig, ema: EMA | None) -> t
         logger.info("%s exists already (finished run resumed?); not exporting again", final)
         return ()
     final.mkdir(parents=True)
-    if ema is not None:
-        ema.copy_to(model)  # training is over: the exported weights are the EMA ones
     exports = []
     mode = cfg.trainable.mode
     if mode in ("full", "iitf"):
         dtype = DTYPES[cfg.model.frozen_dtype]
-        state = {k: v.detach().cpu().to(dtype) if v.is_floating_point() else v.cpu()
-                 for k, v in model.state_dict().items()}
-        exports.append(ckpt.save_transformer_folder(state, dict(model.config), final / "transformer"))
+        weights = {k.removeprefix("module."): v.detach().cpu().to(dtype) if v.is_floating_point() else v.cpu()
+                   for k, v in state.items()}
+        exports.append(ckpt.save_transformer_folder(weights, config, final / "transformer"))
     if mode in ("iitf", "iitf_lora"):
-        exports.append(ckpt.export_lora(lora_export_tensors(model, cfg.trainable), final / "lora.safetensors",
+        exports.append(ckpt.export_lora(lora_export_tensors(state), final / "lora.safetensors",
                                         rank=cfg.trainable.lora_rank, alpha=cfg.trainable.lora_alpha))
     logger.info("exported %s", ", ".join(str(p) for p in exports))
     return tuple(exports)
