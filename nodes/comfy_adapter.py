@@ -5,8 +5,8 @@ Everything is looked up when called, never at import: importing the pack needs n
 Without ComfyUI, model folders come from `$ECHOVIDEO_COMFY_MODELS` (a ComfyUI-style
 `models/` tree), progress goes to the `logging` module, and there is no interrupt.
 
-Memory: before one of our models is moved onto the GPU (placement "model_offload") or a
-run starts, `make_room(bytes, device)` asks ComfyUI's model management to unload ComfyUI's
+Memory: before one of our models is moved onto the GPU (placement "model_offload"),
+`make_room(bytes, device)` asks ComfyUI's model management to unload ComfyUI's
 own models until that much is free; after a run `release_cache()` returns cached blocks.
 Our models are not registered with ComfyUI's model management, so ComfyUI cannot evict
 them by itself: choose "model_offload" on the loaders to keep them on the CPU between uses.
@@ -35,10 +35,6 @@ def _optional(name: str):
         return importlib.import_module(name)
     except ImportError:
         return None
-
-
-def in_comfyui() -> bool:
-    return _optional("folder_paths") is not None
 
 
 def register_model_folders() -> None:
