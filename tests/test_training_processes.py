@@ -89,16 +89,24 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def launch_two(config: Path, *extra: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+               "--main_process_port", str(_free_port()), "-m", "echovideo_core", "train", "--config", str(config),
+               *extra]
+    done = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=400)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    return done
+
+
 def test_two_processes_match_one_process_at_equal_global_batch(tmp_path):
     settings = dict(max_steps=6, stage={"stage": 2, "p_drop_face_latent": 0.5, "p_drop_text": 0.2, "p_drop_face": 0.2},
                     trainable={"mode": "iitf_lora"}, checkpoint={"every": 3})
     two_dir = tmp_path / "two"
     config = write_config(tmp_path / "two.yaml", train_config(two_dir, data={"batch_size": 1}, **settings))
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-               "--main_process_port", str(_free_port()), "-m", "echovideo_core", "train", "--config", str(config)]
-    done = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=400)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    launch_two(config, "--max-steps", "3")  # a finished 3-step run ...
+    resumed = launch_two(config, "--resume", "latest")  # ... extended to 6 steps on 2 processes
+    assert "trained steps 4..6" in resumed.stdout
     two = read_metrics(two_dir)
     assert [r["samples"] for r in two] == [2] * 6  # both processes contributed to every step
 
@@ -108,3 +116,4 @@ def test_two_processes_match_one_process_at_equal_global_batch(tmp_path):
     expected = load_file(str(tmp_path / "one" / "final" / "lora.safetensors"))
     for key, value in expected.items():  # Adam's normalised steps amplify float-sum order to ~1e-6
         torch.testing.assert_close(exported[key], value, rtol=1e-4, atol=1e-5)
+    assert (two_dir / "final-00000003" / "lora.safetensors").is_file()  # the 3-step export is kept

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -343,7 +344,7 @@ def _train(cfg: TrainConfig, resume: str | None) -> TrainResult:
     state = accelerator.get_state_dict(model)  # collective under FSDP / ZeRO-3: all processes call it
     exports: tuple[Path, ...] = ()
     if accelerator.is_main_process:
-        exports = export_final(state, dict(accelerator.unwrap_model(model).config), cfg)
+        exports = export_final(state, dict(accelerator.unwrap_model(model).config), cfg, start + len(losses))
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return TrainResult(output_dir=output_dir, first_step=start, last_step=start + len(losses),
@@ -386,24 +387,40 @@ def _loop(accelerator: Accelerator, model: Any, optimizer: Any, schedule: Any, l
     return losses
 
 
-def export_final(state: dict[str, torch.Tensor], config: dict[str, Any], cfg: TrainConfig) -> tuple[Path, ...]:
-    """`final/transformer/` (modes full, iitf) and `final/lora.safetensors` (iitf, iitf_lora)."""
+def export_final(state: dict[str, torch.Tensor], config: dict[str, Any], cfg: TrainConfig,
+                 step: int) -> tuple[Path, ...]:
+    """`final/transformer/` (modes full, iitf) and `final/lora.safetensors` (iitf, iitf_lora).
+
+    `final/export.json` records the step. An export of another step (a finished run extended
+    with a larger max_steps) is kept as `final-<step>/`, never overwritten.
+    """
     from echovideo_core.training.trainable import lora_export_tensors
 
     final = Path(cfg.output_dir) / "final"
+    marker = final / "export.json"
     if final.exists():
-        logger.info("%s exists already (finished run resumed?); not exporting again", final)
-        return ()
-    final.mkdir(parents=True)
+        previous = json.loads(marker.read_text())["step"] if marker.is_file() else -1
+        if previous == step:
+            logger.info("%s holds the export of step %d already", final, step)
+            return ()
+        final.rename(final.with_name(f"final-{previous:08d}"))
+    tmp = final.with_name(".final.tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
     exports = []
     mode = cfg.trainable.mode
     if mode in ("full", "iitf"):
         dtype = DTYPES[cfg.model.frozen_dtype]
         weights = {k.removeprefix("module."): v.detach().cpu().to(dtype) if v.is_floating_point() else v.cpu()
                    for k, v in state.items()}
-        exports.append(ckpt.save_transformer_folder(weights, config, final / "transformer"))
+        ckpt.save_transformer_folder(weights, config, tmp / "transformer")
+        exports.append(final / "transformer")
     if mode in ("iitf", "iitf_lora"):
-        exports.append(ckpt.export_lora(lora_export_tensors(state), final / "lora.safetensors",
-                                        rank=cfg.trainable.lora_rank, alpha=cfg.trainable.lora_alpha))
+        ckpt.export_lora(lora_export_tensors(state), tmp / "lora.safetensors",
+                         rank=cfg.trainable.lora_rank, alpha=cfg.trainable.lora_alpha)
+        exports.append(final / "lora.safetensors")
+    (tmp / "export.json").write_text(json.dumps({"step": step, "mode": mode}))
+    os.replace(tmp, final)  # the export appears whole or not at all
     logger.info("exported %s", ", ".join(str(p) for p in exports))
     return tuple(exports)
