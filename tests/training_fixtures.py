@@ -6,8 +6,10 @@ magenta square: clips with the square "have a face", clips without it do not).
 """
 from __future__ import annotations
 
+import atexit
 import functools
 import json
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -44,10 +46,17 @@ def write_clip(path: Path, *, seed: int, frames: int = 20, face: bool = True, si
     return path
 
 
+def _session_dir(prefix: str) -> Path:
+    """A temporary folder removed when the test session's process exits."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    return root
+
+
 @functools.lru_cache(maxsize=1)
 def tiny_kit() -> tuple[Path, Path]:
     """(model folder, face-model folder), written once per test session."""
-    root = Path(tempfile.mkdtemp(prefix="echovideo-train-kit-"))
+    root = _session_dir("echovideo-train-kit-")
     return write_tiny_model(root / "model", seed=0), write_tiny_face_models(root / "face_models")
 
 
@@ -73,7 +82,7 @@ def prepared_dataset() -> Path:
     from echovideo_core.training.prepare import PrepareSettings, load_encoders, prepare_dataset, read_manifest
 
     model, faces = tiny_kit()
-    root = Path(tempfile.mkdtemp(prefix="echovideo-train-data-"))
+    root = _session_dir("echovideo-train-data-")
     manifest = make_clips(root / "videos", 4)
     settings = PrepareSettings(height=SIZE, width=SIZE, num_frames=FRAMES, frame_stride=1, windows_per_clip=2)
     prepare_dataset(read_manifest(manifest), root / "prepared", load_encoders(model, faces), settings)
