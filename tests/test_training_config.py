@@ -50,3 +50,19 @@ def test_shipped_accelerate_configs_load(name, kind, zero_stage):
     cfg = ClusterConfig.from_yaml_file(str(EXAMPLE.parent / "accelerate" / f"{name}.yaml"))
     assert cfg.distributed_type.name == kind and cfg.mixed_precision == "bf16"
     assert (cfg.deepspeed_config or {}).get("zero_stage") == zero_stage
+
+
+def test_train_command_reports_a_missing_config_in_one_line(tmp_path, capsys):
+    from echovideo_core.cli import main
+
+    assert main(["train", "--config", str(tmp_path / "nope.yaml")]) == 2
+    assert capsys.readouterr().err.strip() == f"echovideo train: training config {tmp_path / 'nope.yaml'} does not exist"
+
+
+def test_train_command_reports_unprepared_data_in_one_line(tmp_path, capsys):
+    from echovideo_core.cli import main
+
+    config = tmp_path / "train.yaml"
+    config.write_text(f"output_dir: {tmp_path / 'run'}\ndata:\n  root: {tmp_path / 'nothing'}\n")
+    assert main(["train", "--config", str(config)]) == 2
+    assert "has no index.json: run `echovideo prepare-data" in capsys.readouterr().err

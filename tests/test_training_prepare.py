@@ -113,3 +113,14 @@ def test_manifest_line_without_caption_names_the_line(tmp_path):
     path.write_text('{"video": "a.mp4", "caption": "ok"}\n{"video": "b.mp4"}\n')
     with pytest.raises(ValueError, match=r"captions.jsonl:2: expected"):
         read_manifest(path)
+
+
+def test_prepare_data_command_reports_bad_settings_in_one_line(tmp_path, capsys):
+    from echovideo_core.cli import main
+
+    manifest = tmp_path / "captions.jsonl"
+    manifest.write_text("")
+    rc = main(["prepare-data", "--videos", str(tmp_path), "--captions", str(manifest), "--out", str(tmp_path / "o"),
+               "--model", str(tmp_path), "--face-models", str(tmp_path), "--frames", "48"])
+    assert rc == 2
+    assert capsys.readouterr().err.strip() == "echovideo prepare-data: num_frames must be 4k + 1 (e.g. 49), got 48"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 
@@ -46,15 +47,19 @@ def _cuda() -> bool:
 def run(args: argparse.Namespace) -> int:
     from echovideo_core.training.prepare import PrepareSettings, load_encoders, prepare_dataset, read_manifest
 
-    height, width = args.size
-    settings = PrepareSettings(height=height, width=width, num_frames=args.frames, frame_stride=args.stride,
-                               windows_per_clip=args.windows, face_frame=args.face_frame, seed=args.seed)
-    entries = read_manifest(args.captions, args.videos)
     import torch
 
+    height, width = args.size
     dtype = torch.bfloat16 if args.dtype == "bfloat16" else torch.float32
-    encoders = load_encoders(args.model, args.face_models, device=args.device, dtype=dtype)
-    report = prepare_dataset(entries, args.out, encoders, settings)
+    try:
+        settings = PrepareSettings(height=height, width=width, num_frames=args.frames, frame_stride=args.stride,
+                                   windows_per_clip=args.windows, face_frame=args.face_frame, seed=args.seed)
+        entries = read_manifest(args.captions, args.videos)
+        encoders = load_encoders(args.model, args.face_models, device=args.device, dtype=dtype)
+        report = prepare_dataset(entries, args.out, encoders, settings)
+    except (FileNotFoundError, ValueError) as err:  # missing files / models, bad manifest or settings
+        print(f"echovideo prepare-data: {err}", file=sys.stderr)
+        return 2
     for video, reason in report.skipped:
         print(f"skipped {video}: {reason}")
     print(f"prepared {report.prepared} clips, reused {report.reused}, skipped {len(report.skipped)}: "

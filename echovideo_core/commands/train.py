@@ -5,6 +5,7 @@ Multi-GPU: `accelerate launch --config_file configs/accelerate/ddp.yaml -m echov
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 
@@ -19,12 +20,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from echovideo_core.training.config import load_config
+    from echovideo_core.errors import MissingModelFilesError
+    from echovideo_core.training.config import TrainConfigError, load_config
+    from echovideo_core.training.data import PreparedDataError
     from echovideo_core.training.trainer import train
 
     overrides = {"max_steps": args.max_steps} if args.max_steps is not None else None
-    cfg = load_config(args.config, overrides)
-    result = train(cfg, resume=args.resume)
+    try:
+        cfg = load_config(args.config, overrides)
+        result = train(cfg, resume=args.resume)
+    except (TrainConfigError, PreparedDataError, MissingModelFilesError, FileNotFoundError, FileExistsError) as err:
+        print(f"echovideo train: {err}", file=sys.stderr)
+        return 2
     if result.losses:
         print(f"trained steps {result.first_step + 1}..{result.last_step}, last loss {result.losses[-1]:.5f}, "
               f"output in {result.output_dir}")
