@@ -14,6 +14,9 @@ import comfy_harness as harness
 STUB_DIR = Path(__file__).parent / "comfy_stub"
 STUB_MODULES = ("folder_paths", "latent_preview", "comfy", "comfy.utils", "comfy.model_management", "comfy.cli_args")
 MODELS_ENV = "ECHOVIDEO_COMFY_MODELS"
+# Each test module that imports a fixture gets its own copy of it, even session-scoped ones:
+# the expensive results are kept here so that the kit is written and the workflow run once.
+_ONCE: dict[str, object] = {}
 
 
 @pytest.fixture(scope="session")
@@ -21,8 +24,10 @@ def tiny_kit(tmp_path_factory) -> Path:
     """`echovideo tiny-kit --comfy-models DIR` once per session; $ECHOVIDEO_COMFY_MODELS points at it."""
     from echovideo_core.commands.tiny_kit import write_tiny_kit
 
-    models = tmp_path_factory.mktemp("comfy") / "models"
-    write_tiny_kit(models, seed=0)
+    if "kit" not in _ONCE:
+        _ONCE["kit"] = tmp_path_factory.mktemp("comfy") / "models"
+        write_tiny_kit(_ONCE["kit"], seed=0)
+    models = _ONCE["kit"]
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(MODELS_ENV, str(models))
         yield models
@@ -35,8 +40,9 @@ def api_workflow(name: str) -> dict:
 @pytest.fixture(scope="session")
 def basic_run(tiny_kit) -> dict[str, tuple]:
     """Outputs of every node of workflows/api/echovideo_basic.json run on the tiny kit."""
-    harness.SaveVideo.saved.clear()
-    return harness.run_workflow(api_workflow("echovideo_basic"))
+    if "basic_run" not in _ONCE:
+        _ONCE["basic_run"] = harness.run_workflow(api_workflow("echovideo_basic"))
+    return _ONCE["basic_run"]
 
 
 @pytest.fixture()

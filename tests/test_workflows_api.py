@@ -25,7 +25,7 @@ def _expected_frames(workflow: dict) -> tuple[int, int, int, int]:
 
 
 def test_basic_api_workflow_produces_frames_of_the_requested_shape(basic_run):
-    video = harness.SaveVideo.saved[0]
+    video = basic_run["10"][0]  # what Create Video handed to Save Video
     assert tuple(video.images.shape) == _expected_frames(api_workflow("echovideo_basic"))
     assert video.images.dtype == torch.float32 and 0.0 <= video.images.min() and video.images.max() <= 1.0
     assert video.fps == 16.0
