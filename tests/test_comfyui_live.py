@@ -126,6 +126,11 @@ def test_pack_imports_and_object_info_lists_every_node(server):
     assert info["EchoVideoModelLoader"]["input"]["required"]["model"][0] == ["EchoVideo"]
 
 
+def test_ui_workflows_are_offered_as_templates(server):
+    templates = _get(f"{server['base']}/workflow_templates")
+    assert sorted(templates[LINK_NAME]) == sorted(p.stem for p in harness.WORKFLOWS.glob("*.json")), templates
+
+
 @pytest.mark.parametrize("name", sorted(p.stem for p in (harness.WORKFLOWS / "api").glob("*.json")))
 def test_api_workflow_runs_to_completion_through_prompt(server, name):
     workflow = json.loads((harness.WORKFLOWS / "api" / f"{name}.json").read_text())
