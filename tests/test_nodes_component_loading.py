@@ -10,8 +10,10 @@ from transformers import T5Config, T5EncoderModel
 
 from echovideo_core.component_loading import (load_t5_encoder_file, load_vae, save_with_config,
                                               vae_config_from_state_dict)
+from echovideo_core.errors import MissingModelFilesError
 from echovideo_core.loading import CheckpointMismatchError
 from echovideo_core.tiny import TINY_T5, TINY_VAE
+from nodes_fixtures import tiny_kit  # noqa: F401 (fixture)
 
 IDS = torch.tensor([[5, 6, 7, 8, 1, 0, 0, 0]])
 
@@ -93,3 +95,22 @@ def test_vae_file_with_foreign_keys_is_rejected_naming_them(tmp_path):
                                                          for k, v in dict(vae.config).items() if not k.startswith("_")})})
     with pytest.raises(CheckpointMismatchError, match="unexpected 1: extra.weight"):
         load_vae(tmp_path / "vae_extra.safetensors")
+
+
+def test_model_loader_takes_a_single_transformer_file_and_a_vae_file(tiny_kit, tmp_path, monkeypatch):
+    from comfy_harness import load_pack
+    from echovideo_core.loading import load_transformer, save_single_file
+
+    folder = tiny_kit / "echovideo" / "EchoVideo"
+    (tmp_path / "diffusion_models").mkdir()
+    save_single_file(load_transformer(folder / "transformer"), tmp_path / "diffusion_models" / "echovideo_dit.safetensors")
+    vae = load_vae(folder / "vae")
+    save_with_config(vae, dict(vae.config), tmp_path / "vae" / "cogvideox_vae.safetensors")
+    monkeypatch.setenv("ECHOVIDEO_COMFY_MODELS", str(tmp_path))
+    loader = load_pack().NODE_CLASS_MAPPINGS["EchoVideoModelLoader"]()
+    spec = loader.INPUT_TYPES()["required"]
+    assert spec["model"][0] == ["echovideo_dit.safetensors"] and "cogvideox_vae.safetensors" in spec["vae"][0]
+    model = loader.load("echovideo_dit.safetensors", "cogvideox_vae.safetensors", "fp32", "cpu", "default")[0]
+    assert model.scheduler.config.prediction_type == "v_prediction" and model.vae.config.latent_channels == 4
+    with pytest.raises(MissingModelFilesError, match="no VAE: .*pick a CogVideoX VAE file"):
+        loader.load("echovideo_dit.safetensors", "(from model folder)", "fp32", "cpu", "default")
