@@ -18,6 +18,7 @@ _EXPORTS: dict[str, str] = {
     "CheckpointMismatchError": "echovideo_core.loading",
     "EchoVideoPipeline": "echovideo_core.pipeline",
     "EchoVideoPipelineOutput": "echovideo_core.pipeline",
+    "apply_lora": "echovideo_core.training.lora",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -26,6 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from echovideo_core.loading import CheckpointMismatchError, load_transformer
     from echovideo_core.pipeline import EchoVideoPipeline, EchoVideoPipelineOutput
     from echovideo_core.rotary import rotary_embeddings
+    from echovideo_core.training.lora import apply_lora
     from echovideo_core.transformer import ARCFACE_ROWS, EchoVideoTransformer3DModel
 
 

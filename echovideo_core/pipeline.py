@@ -127,6 +127,17 @@ class EchoVideoPipeline:
             module.to(device)
         return self
 
+    def apply_lora(self, path: str | Path, strength: float = 1.0) -> "EchoVideoPipeline":
+        """Merge an EchoVideo LoRA (or a peft/kohya export) into this pipeline's transformer.
+
+        The merge is in place and lasts for this pipeline object: to change the strength,
+        load the transformer again (a merge keeps no copy of the 11 GB of base weights).
+        """
+        from echovideo_core.training.lora import apply_lora
+
+        apply_lora(self.transformer, path, strength)
+        return self
+
     @property
     def device(self) -> torch.device:
         return self.transformer.device

@@ -46,6 +46,45 @@ def test_generate_rejects_invalid_frames(identity_files, tmp_path, caplog):
     assert "num_frames must be 4k+1" in caplog.text
 
 
+def _tiny_lora(path, scale: float) -> None:
+    """A rank-2 LoRA on the first block's query projection of the tiny kit's transformer."""
+    import json
+
+    import torch
+
+    from echovideo_core.training.lora import save_lora
+
+    config = json.loads((tiny_model_dir() / "transformer" / "config.json").read_text())
+    inner = config["num_attention_heads"] * config["attention_head_dim"]
+    g = torch.Generator().manual_seed(0)
+    tensors = {"transformer_blocks.0.attn1.to_q.lora_A.weight": torch.randn(2, inner, generator=g) * scale,
+               "transformer_blocks.0.attn1.to_q.lora_B.weight": torch.randn(inner, 2, generator=g) * scale}
+    save_lora(tensors, path, rank=2, alpha=2.0)
+
+
+def test_generate_merges_a_lora_and_its_strength_matters(identity_files, tmp_path):
+    _tiny_lora(tmp_path / "style.safetensors", scale=1.0)
+    videos = {}
+    for name, extra in {"base": [], "zero": ["--lora-strength", "0"], "full": []}.items():
+        lora = [] if name == "base" else ["--lora", str(tmp_path / "style.safetensors")]
+        assert main(generate_args(identity_files, tmp_path / f"{name}.mp4", *lora, *extra)) == 0
+        videos[name] = read_video(tmp_path / f"{name}.mp4").astype(int)
+    assert np.array_equal(videos["base"], videos["zero"])
+    assert np.abs(videos["base"] - videos["full"]).max() > 0
+
+
+def test_generate_refuses_a_lora_for_another_model(identity_files, tmp_path, caplog):
+    from echovideo_core.training.lora import save_lora
+
+    import torch
+
+    save_lora({"nowhere.lora_A.weight": torch.zeros(2, 4), "nowhere.lora_B.weight": torch.zeros(4, 2)},
+              tmp_path / "other.safetensors", rank=2, alpha=2.0)
+    assert main(generate_args(identity_files, tmp_path / "o.mp4", "--lora", str(tmp_path / "other.safetensors"))) == 2
+    assert "does not fit this model" in caplog.text and "nowhere" in caplog.text
+    assert not (tmp_path / "o.mp4").exists()
+
+
 def test_generate_needs_a_face(tmp_path, caplog):
     assert main(["generate", "--model", str(tiny_model_dir()), "--prompt", "x", "--out", str(tmp_path / "o.mp4")]) == 2
     assert "give --face PHOTO" in caplog.text

@@ -20,6 +20,7 @@ from tqdm import tqdm
 from echovideo_core.errors import InvalidInputError
 from echovideo_core.face.errors import FaceError
 from echovideo_core.guidance import NUMERIC_MODES
+from echovideo_core.training.lora import LoraMismatchError
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +61,10 @@ def add_generation_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fps", type=int, default=16, help="frames per second of the mp4 (default 16)")
     parser.add_argument("--png-dir", default=None, help="also write the frames as PNGs here")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    parser.add_argument("--lora", type=Path, action="append", default=[],
+                        help="LoRA .safetensors to merge into the transformer (repeatable)")
+    parser.add_argument("--lora-strength", type=float, action="append", default=[],
+                        help="strength of each --lora, in order (default 1.0)")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -97,6 +102,14 @@ def load_identity(args: argparse.Namespace, model_dir: Path) -> tuple[np.ndarray
     return result.identity_image, result.arcface
 
 
+def lora_pairs(args: argparse.Namespace) -> list[tuple[Path, float]]:
+    """--lora / --lora-strength as (path, strength) pairs; a missing strength is 1.0."""
+    if len(args.lora_strength) > len(args.lora):
+        raise InvalidInputError(f"{len(args.lora_strength)} --lora-strength values for {len(args.lora)} --lora files")
+    strengths = list(args.lora_strength) + [1.0] * (len(args.lora) - len(args.lora_strength))
+    return list(zip(args.lora, strengths))
+
+
 def pick_device(name: str | None) -> torch.device:
     return torch.device(name or ("cuda" if torch.cuda.is_available() else "cpu"))
 
@@ -118,6 +131,8 @@ def generate_video(args: argparse.Namespace, model_dir: Path, identity: np.ndarr
     decode_dtype = DTYPES[args.decode_dtype] if args.decode_dtype else (torch.float16 if cuda else torch.float32)
     start = time.perf_counter()
     pipe = EchoVideoPipeline.from_pretrained(model_dir, torch_dtype=dtype, device=device)
+    for lora, strength in lora_pairs(args):
+        pipe.apply_lora(lora, strength)
     height, width = args.size
     with tqdm(total=args.steps, desc="denoising", unit="step") as bar:
         out = pipe(identity, arcface, args.prompt, negative_prompt=args.negative_prompt, height=height,
@@ -137,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         identity, arcface = load_identity(args, model_dir)
         summary = generate_video(args, model_dir, identity, arcface)
-    except (InvalidInputError, FaceError, FileNotFoundError, FileExistsError) as err:
+    except (InvalidInputError, FaceError, FileNotFoundError, FileExistsError, LoraMismatchError) as err:
         logger.error("%s", err)
         return 2
     print(summary)
