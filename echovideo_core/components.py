@@ -216,26 +216,11 @@ class FaceModels:
 
 def face_preparer(antelopev2_dir: str | Path, parser_path: str | Path, retinaface_path: str | Path | None,
                   device: torch.device) -> "FacePreparer":
-    """A FacePreparer over files that may sit in different folders.
-
-    ComfyUI keeps antelopev2 in models/insightface/models/ and the parser in models/facexlib/;
-    `FacePreparer(models_dir)` expects them in one folder, so when they are split the
-    preparer is assembled from the resolved paths (same models, same behaviour).
-    """
-    from echovideo_core.face.bisenet import load_parser
-    from echovideo_core.face.detect import DET_SIZE, InsightFaceDetector
-    from echovideo_core.face.loading import FaceModelPaths, onnx_providers
+    """A FacePreparer over files that may sit in different folders (ComfyUI keeps antelopev2
+    in models/insightface/models/ and the parser in models/facexlib/)."""
     from echovideo_core.face.prepare import FacePreparer
-    from echovideo_core.face.retinaface import load_retinaface
 
-    paths = FaceModelPaths(antelopev2=Path(antelopev2_dir), parser=Path(parser_path),
-                           retinaface=Path(retinaface_path) if retinaface_path else None)
-    preparer = FacePreparer.__new__(FacePreparer)
-    preparer.paths, preparer.allow_no_face, preparer.device = paths, False, device
-    preparer.detector = InsightFaceDetector(paths.antelopev2, onnx_providers(), DET_SIZE)
-    preparer.parser = load_parser(paths.parser, device)
-    preparer.retinaface = None if paths.retinaface is None else load_retinaface(paths.retinaface, device)
-    return preparer
+    return FacePreparer.from_paths(antelopev2_dir, parser_path, retinaface_path, device=device)
 
 
 def load_face_models(antelopev2_dir: str | Path, parser_path: str | Path, retinaface_path: str | Path | None,

@@ -7,6 +7,7 @@ saturated magenta 32 x 32 cell of the 640 x 640 detector input is a face whose b
 from __future__ import annotations
 
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -241,3 +242,15 @@ def test_siglip_encoder_is_re_exported_from_the_face_package():
     import echovideo_core.face_features
 
     assert echovideo_core.face.encode_siglip is echovideo_core.face_features.encode_siglip
+
+
+def test_models_in_separate_folders_prepare_the_same_face(kit, tmp_path, marker_result):
+    """ComfyUI keeps antelopev2 and the parser apart: from_paths gives the same result."""
+    shutil.copytree(kit / "antelopev2", tmp_path / "insightface" / "antelopev2")
+    (tmp_path / "facexlib").mkdir()
+    shutil.copy(kit / "parsing_bisenet.pth", tmp_path / "facexlib" / "parsing_bisenet.pth")
+    split = FacePreparer.from_paths(tmp_path / "insightface" / "antelopev2", tmp_path / "facexlib" / "parsing_bisenet.pth")
+    result = split.prepare(marker_photo())
+    assert split.retinaface is None
+    assert np.array_equal(result.identity_image, marker_result.identity_image)
+    assert np.array_equal(result.arcface, marker_result.arcface)

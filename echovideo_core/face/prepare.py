@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -28,7 +29,7 @@ from echovideo_core.face.bisenet import load_parser, parse_face
 from echovideo_core.face.detect import DET_SIZE, InsightFaceDetector
 from echovideo_core.face.errors import NoFaceError
 from echovideo_core.face.image import ImageInput, load_rgb
-from echovideo_core.face.loading import find_face_models, onnx_providers, torch_device
+from echovideo_core.face.loading import FaceModelPaths, find_face_models, onnx_providers, torch_device
 from echovideo_core.face.mask import keep_mask, mask_identity
 from echovideo_core.face.retinaface import centre_face, detect_retinaface, load_retinaface
 
@@ -78,15 +79,26 @@ def unconditional_face() -> tuple[np.ndarray, np.ndarray]:
 class FacePreparer:
     """Loads the face models once (from a local folder only) and prepares photos."""
 
-    def __init__(self, models_dir: str | os.PathLike, allow_no_face: bool = False,
+    def __init__(self, models_dir: str | os.PathLike | FaceModelPaths, allow_no_face: bool = False,
                  device: str | torch.device | None = None, providers: list[str] | None = None,
                  det_size: tuple[int, int] = DET_SIZE):
-        self.paths = find_face_models(models_dir)
+        """`models_dir` is one folder holding every face model (see `find_face_models`), or
+        the resolved `FaceModelPaths` when they live apart (ComfyUI keeps antelopev2 in
+        models/insightface and the parser in models/facexlib): see `from_paths`."""
+        self.paths = models_dir if isinstance(models_dir, FaceModelPaths) else find_face_models(models_dir)
         self.allow_no_face = allow_no_face
         self.device = device or torch_device()
         self.detector = InsightFaceDetector(self.paths.antelopev2, providers or onnx_providers(), det_size)
         self.parser = load_parser(self.paths.parser, self.device)
         self.retinaface = None if self.paths.retinaface is None else load_retinaface(self.paths.retinaface, self.device)
+
+    @classmethod
+    def from_paths(cls, antelopev2_dir: str | os.PathLike, parser: str | os.PathLike,
+                   retinaface: str | os.PathLike | None = None, **options) -> "FacePreparer":
+        """A preparer over model files that sit in different folders (same models, same behaviour)."""
+        paths = FaceModelPaths(antelopev2=Path(antelopev2_dir), parser=Path(parser),
+                               retinaface=Path(retinaface) if retinaface else None)
+        return cls(paths, **options)
 
     def prepare(self, image: ImageInput, face_index: int = 0) -> FaceResult:
         """Prepare one photo; `face_index` picks among insightface's faces sorted largest first."""
