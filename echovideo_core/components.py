@@ -21,7 +21,7 @@ import logging
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 import torch
 from diffusers import AutoencoderKLCogVideoX, CogVideoXDPMScheduler
@@ -32,6 +32,7 @@ from echovideo_core.errors import MissingModelFilesError
 from echovideo_core.face_features import SiglipEncoder, load_siglip
 from echovideo_core.loading import load_transformer
 from echovideo_core.text import load_text_encoder, load_tokenizer
+from echovideo_core.training.lora import apply_lora
 from echovideo_core.transformer import EchoVideoTransformer3DModel
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -140,9 +141,12 @@ def enable_fp8_storage(transformer: EchoVideoTransformer3DModel, compute_dtype: 
 def load_echovideo_model(
     transformer_path: str | Path, *, vae_path: str | Path | None = None, dtype: torch.dtype = torch.bfloat16,
     placement: Placement | None = None, fp8_storage: bool = False,
+    loras: Sequence[tuple[str | Path, float]] = (),
 ) -> EchoVideoModel:
     """Transformer from a released root / `transformer/` folder / single file; VAE from
-    `vae_path` (folder or file) or the root's `vae/`; scheduler from the root's `scheduler/`."""
+    `vae_path` (folder or file) or the root's `vae/`; scheduler from the root's `scheduler/`.
+    `loras`: (file, strength) pairs merged into the freshly loaded transformer, so a cached
+    model is never changed behind its user's back (another strength means another load)."""
     placement = placement or Placement.create("cpu", "cpu")
     path = Path(transformer_path)
     root = path if path.is_dir() and (path / "transformer").is_dir() else None
@@ -154,6 +158,8 @@ def load_echovideo_model(
             )
         vae_path = root / "vae"
     transformer = load_transformer(root / "transformer" if root else path, torch_dtype=dtype)
+    for lora, strength in loras:
+        apply_lora(transformer, lora, strength)
     if fp8_storage:
         enable_fp8_storage(transformer, dtype)
     vae = load_vae(vae_path, torch.float32)

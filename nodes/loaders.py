@@ -28,12 +28,15 @@ class EchoVideoModelLoader:
             "precision": PRECISION,
             "placement": (list(PLACEMENTS), {"default": "main_device", "tooltip": PLACEMENT_TIP}),
             "weight_storage": (["default", "fp8_e4m3fn"], {"default": "default", "tooltip": "fp8_e4m3fn stores the DiT weights in 8 bits (half the memory of bf16) and computes in `precision`."}),
+        }, "optional": {
+            "lora": (choices.lora_choices(), {"default": choices.NO_LORA, "tooltip": "An EchoVideo LoRA from models/loras (trained with `echovideo train`, or a peft/kohya export), merged into the DiT."}),
+            "lora_strength": ("FLOAT", {"default": 1.0, "min": -4.0, "max": 4.0, "step": 0.05, "tooltip": "How much of the LoRA to merge (0: none, 1: as trained)."}),
         }}
 
-    def load(self, model, vae, precision, placement, weight_storage):
+    def load(self, model, vae, precision, placement, weight_storage, lora=choices.NO_LORA, lora_strength=1.0):
         loaded = load_echovideo_model(choices.transformer_path(model), vae_path=choices.vae_path(vae),
                                       dtype=precision_dtype(precision), placement=comfy.placement(placement),
-                                      fp8_storage=weight_storage == "fp8_e4m3fn")
+                                      fp8_storage=weight_storage == "fp8_e4m3fn", loras=choices.lora_pairs(lora, lora_strength))
         return (loaded,)
 
 

@@ -47,6 +47,23 @@ def transformer_path(name: str) -> Path:
     return found
 
 
+NO_LORA = "none"
+
+
+def lora_choices() -> list[str]:
+    return [NO_LORA] + comfy.weight_files("loras")
+
+
+def lora_pairs(name: str, strength: float) -> list[tuple[Path, float]]:
+    """[(file, strength)] for the loader, [] for "none"."""
+    if name == NO_LORA:
+        return []
+    found = comfy.resolve("loras", name)
+    if found is None:
+        raise MissingModelFilesError(f"LoRA {name!r} not found in {comfy.where('loras')}")
+    return [(found, float(strength))]
+
+
 def vae_choices() -> list[str]:
     return [FROM_MODEL_FOLDER] + comfy.weight_files("vae") + comfy.subfolders("vae", "config.json")
 

@@ -114,3 +114,28 @@ def test_model_loader_takes_a_single_transformer_file_and_a_vae_file(tiny_kit, t
     assert model.scheduler.config.prediction_type == "v_prediction" and model.vae.config.latent_channels == 4
     with pytest.raises(MissingModelFilesError, match="no VAE: .*pick a CogVideoX VAE file"):
         loader.load("echovideo_dit.safetensors", "(from model folder)", "fp32", "cpu", "default")
+
+
+def test_model_loader_merges_a_lora_from_models_loras_with_its_strength(tiny_kit, tmp_path, monkeypatch):
+    import shutil
+
+    import torch
+
+    from comfy_harness import load_pack
+    from echovideo_core.training.lora import save_lora
+
+    shutil.copytree(tiny_kit / "echovideo", tmp_path / "echovideo")
+    (tmp_path / "loras").mkdir()
+    monkeypatch.setenv("ECHOVIDEO_COMFY_MODELS", str(tmp_path))
+    loader = load_pack().NODE_CLASS_MAPPINGS["EchoVideoModelLoader"]()
+    base = loader.load("EchoVideo", "(from model folder)", "fp32", "cpu", "default")[0].transformer
+    weight = base.transformer_blocks[0].attn1.to_q.weight
+    a, b = torch.ones(1, weight.shape[1]), torch.ones(weight.shape[0], 1)
+    save_lora({"transformer_blocks.0.attn1.to_q.lora_A.weight": a, "transformer_blocks.0.attn1.to_q.lora_B.weight": b},
+              tmp_path / "loras" / "tiny_style.safetensors", rank=1, alpha=1.0)
+    assert loader.INPUT_TYPES()["optional"]["lora"][0] == ["none", "tiny_style.safetensors"]
+    merged = loader.load("EchoVideo", "(from model folder)", "fp32", "cpu", "default", "tiny_style.safetensors", 0.5)[0]
+    assert torch.allclose(merged.transformer.transformer_blocks[0].attn1.to_q.weight, weight + 0.5)
+    assert torch.equal(base.transformer_blocks[0].attn1.to_q.weight, weight)  # the earlier load is untouched
+    with pytest.raises(MissingModelFilesError, match="LoRA 'gone.safetensors' not found"):
+        loader.load("EchoVideo", "(from model folder)", "fp32", "cpu", "default", "gone.safetensors", 1.0)
