@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 
-def token_axis_linear(linear: nn.Linear, tokens: torch.Tensor) -> torch.Tensor:
-    """Apply `linear` across the token axis: (B, N_in, D) -> (B, N_out, D)."""
-    return F.linear(tokens.transpose(1, 2), linear.weight, linear.bias).transpose(1, 2)
+def token_axis_linear(linear: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
+    """Apply `linear` across the token axis: (B, N_in, D) -> (B, N_out, D).
+
+    The module is called (not its weights read), so hooks and adapters on it (peft LoRA,
+    offloading) apply; its output is channel-major (B, D, N_out) before the transpose back.
+    """
+    return linear(tokens.transpose(1, 2)).transpose(1, 2)
 
 
 def arcface_rows(arcface: torch.Tensor, rows: int) -> torch.Tensor:

@@ -39,8 +39,8 @@ def _run_with_captures(model, case, rotary):
 
     handles = [
         model.face_prj_wofc.register_forward_hook(keep("mid.resampler_out")),
-        # face_info_proj mixes tokens (weights applied functionally): its output is face_proj's input.
-        model.face_proj.register_forward_pre_hook(lambda m, a: captured.__setitem__("mid.face_info_proj_out", a[0])),
+        # face_info_proj mixes tokens: its output is channel-major, the reference stores it token-major.
+        model.face_info_proj.register_forward_hook(lambda m, a, o: captured.__setitem__("mid.face_info_proj_out", o.transpose(1, 2))),
         model.face_proj.register_forward_hook(keep("mid.face_proj_out")),
         model.time_embedding.register_forward_hook(keep("mid.time_embedding")),
         model.patch_embed.register_forward_hook(keep("mid.patch_embed_out")),
