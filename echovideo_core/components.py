@@ -9,6 +9,9 @@ Placement (`Placement.mode`):
 - "main_device": weights stay on the execution device (fastest, most memory);
 - "model_offload": weights wait on the offload device (CPU) and each model is moved to the
   execution device only while it runs, then moved back (`running_on`);
+- "sequential_offload": like "model_offload" for the VAE, T5 and SigLIP; the DiT's weights
+  stay on the offload device and each layer visits the execution device only for its own
+  forward (diffusers' leaf-level group offloading): least GPU memory, slowest;
 - "cpu": everything on the CPU.
 Before a model is moved onto the execution device, the caller's `make_room(bytes, device)`
 hook runs: the ComfyUI nodes use it to ask ComfyUI's model management to unload its own
@@ -40,7 +43,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 logger = logging.getLogger(__name__)
 
-PLACEMENTS: tuple[str, ...] = ("main_device", "model_offload", "cpu")
+PLACEMENTS: tuple[str, ...] = ("main_device", "model_offload", "sequential_offload", "cpu")
+OFFLOADING = ("model_offload", "sequential_offload")
 # The release's scheduler (CogVideoX-5B), used when a single transformer file comes without one.
 RELEASE_SCHEDULER_CONFIG: dict = {
     "beta_end": 0.012, "beta_schedule": "scaled_linear", "beta_start": 0.00085, "clip_sample": False,
@@ -69,7 +73,7 @@ class Placement:
     @property
     def storage_device(self) -> torch.device:
         """Where weights sit between runs."""
-        return self.offload_device if self.mode == "model_offload" else self.execution_device
+        return self.offload_device if self.mode in OFFLOADING else self.execution_device
 
 
 def module_bytes(module: torch.nn.Module) -> int:
@@ -82,10 +86,11 @@ def module_bytes(module: torch.nn.Module) -> int:
 def running_on(module: torch.nn.Module, placement: Placement, make_room: MakeRoom | None = None) -> Iterator[torch.nn.Module]:
     """The module on the execution device for the duration of the block.
 
-    With "model_offload" it is moved there on entry and back to the offload device on exit
-    (also when the block raises, e.g. on a user's cancel); other modes leave it in place.
+    With "model_offload" (and "sequential_offload", for a module that is not offloaded layer
+    by layer) it is moved there on entry and back to the offload device on exit (also when
+    the block raises, e.g. on a user's cancel); other modes leave it in place.
     """
-    if placement.mode != "model_offload":
+    if placement.mode not in OFFLOADING or getattr(module, "_execution_device", None) is not None:
         yield module
         return
     if make_room is not None:
@@ -164,7 +169,11 @@ def load_echovideo_model(
         enable_fp8_storage(transformer, dtype)
     vae = load_vae(vae_path, torch.float32)
     device = placement.storage_device
-    return EchoVideoModel(transformer=transformer.to(device), vae=vae.to(device),
+    if placement.mode == "sequential_offload":
+        transformer.enable_sequential_offload(placement.execution_device, placement.offload_device)
+    else:
+        transformer.to(device)
+    return EchoVideoModel(transformer=transformer, vae=vae.to(device),
                           scheduler=_scheduler(root / "scheduler" if root else None),
                           placement=placement, source=str(path))
 

@@ -134,6 +134,24 @@ class EchoVideoTransformer3DModel(CogVideoXTransformer3DModel):
             ff_mult=resampler_ff_mult,
         )
 
+    _execution_device: torch.device | None = None
+
+    @property
+    def device(self) -> torch.device:
+        """Where the math runs: under sequential offload the weights wait on the offload
+        device and this is the device they are brought to, layer by layer."""
+        return self._execution_device or super().device
+
+    def enable_sequential_offload(self, execution_device: torch.device | str, offload_device: torch.device | str = "cpu") -> None:
+        """Keep every weight on `offload_device` and move each layer to `execution_device`
+        only for its own forward (diffusers' leaf-level group offloading): the DiT then needs
+        about one layer of GPU memory, at the cost of a transfer per layer per step.
+        Callers put inputs on `self.device`, as they would without offloading."""
+        self.to(offload_device)
+        self.enable_group_offload(onload_device=torch.device(execution_device),
+                                  offload_device=torch.device(offload_device), offload_type="leaf_level")
+        self._execution_device = torch.device(execution_device)
+
     def fuse(
         self, text_embeds: torch.Tensor, siglip_embeds: torch.Tensor, arcface: torch.Tensor
     ) -> torch.Tensor:

@@ -9,7 +9,8 @@ from . import model_choices as choices
 
 PRECISION = (list(PRECISIONS), {"default": "bf16", "tooltip": "Weight and compute precision (the release runs the DiT in bf16)."})
 PLACEMENT_TIP = ("main_device: stay on the GPU; model_offload: wait on the CPU, move to the GPU only while "
-                 "running; cpu: run on the CPU (slow).")
+                 "running; sequential_offload: the DiT visits the GPU one layer at a time (least memory, slowest; "
+                 "other models as model_offload); cpu: run on the CPU (slow).")
 
 
 class EchoVideoModelLoader:
