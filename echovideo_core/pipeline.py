@@ -66,8 +66,11 @@ class EchoVideoPipeline:
     """The generation pipeline over the released folder layout (components as attributes)."""
 
     def __init__(self, *, transformer: EchoVideoTransformer3DModel, vae: AutoencoderKLCogVideoX,
-                 text_encoder: T5EncoderModel, tokenizer: T5Tokenizer,
-                 scheduler: CogVideoXDPMScheduler, siglip: SiglipEncoder) -> None:
+                 text_encoder: T5EncoderModel | None, tokenizer: T5Tokenizer | None,
+                 scheduler: CogVideoXDPMScheduler, siglip: SiglipEncoder | None) -> None:
+        """Components as loaded. The encoders may be None for a pipeline that only samples and
+        decodes (the ComfyUI nodes encode in nodes of their own); the stages that need them
+        then say so."""
         if not isinstance(scheduler, CogVideoXDPMScheduler):
             raise TypeError(f"EchoVideo samples with CogVideoXDPMScheduler, got {type(scheduler).__name__}")
         self.transformer = transformer
@@ -123,8 +126,9 @@ class EchoVideoPipeline:
 
     def to(self, device: torch.device | str) -> "EchoVideoPipeline":
         """Move every module to `device` (dtypes unchanged)."""
-        for module in (self.transformer, self.vae, self.text_encoder, self.siglip.model):
-            module.to(device)
+        for module in (self.transformer, self.vae, self.text_encoder, self.siglip and self.siglip.model):
+            if module is not None:
+                module.to(device)
         return self
 
     def apply_lora(self, path: str | Path, strength: float = 1.0) -> "EchoVideoPipeline":
@@ -138,6 +142,11 @@ class EchoVideoPipeline:
         apply_lora(self.transformer, path, strength)
         return self
 
+    def _require(self, *names: str) -> None:
+        missing = [name for name in names if getattr(self, name) is None]
+        if missing:
+            raise MissingModelFilesError(f"this pipeline was built without {', '.join(missing)}: load them to run this stage")
+
     @property
     def device(self) -> torch.device:
         return self.transformer.device
@@ -146,6 +155,7 @@ class EchoVideoPipeline:
 
     def encode_prompt(self, prompt: str, negative_prompt: str | None = None) -> tuple[PromptEmbeddings, PromptEmbeddings]:
         """(negative, positive) T5 embeddings, each (1, 226, D_text); None means ""."""
+        self._require("text_encoder", "tokenizer")
         length = int(self.transformer.config.max_text_seq_length)
         negative = encode_prompt(self.tokenizer, self.text_encoder, negative_prompt or "", length)
         positive = encode_prompt(self.tokenizer, self.text_encoder, prompt, length)
@@ -154,6 +164,7 @@ class EchoVideoPipeline:
     def face_features(self, face_image: np.ndarray, arcface_embedding: np.ndarray | torch.Tensor,
                       mode: NumericMode = "as_released") -> tuple[FaceFeatures, FaceFeatures]:
         """(unconditional, conditional) face features; see face_features.py."""
+        self._require("siglip")
         as_released = mode == "as_released"
         cond = face_features(self.siglip, face_image, arcface_embedding, as_released=as_released)
         uncond = unconditional_face_features(self.siglip, np.shape(face_image), as_released=as_released)

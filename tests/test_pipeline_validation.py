@@ -110,3 +110,16 @@ def test_negative_guidance_is_rejected(pipe, face):
 def test_channels_first_face_image_is_named(pipe, face):
     with pytest.raises(InvalidInputError, match=r"looks channels-first \(3, 64, 64\)"):
         call(pipe, face, face_image=face[0].transpose(2, 0, 1).copy())
+
+
+def test_a_sampling_only_pipeline_says_which_encoder_it_lacks(case_dir, tiny_transformer):
+    from echovideo_core import EchoVideoPipeline
+    from echovideo_core.errors import MissingModelFilesError
+
+    full = EchoVideoPipeline.from_pretrained(case_dir / "pipeline", transformer=tiny_transformer)
+    bare = EchoVideoPipeline(transformer=full.transformer, vae=full.vae, text_encoder=None, tokenizer=None,
+                             scheduler=full.scheduler, siglip=None)
+    with pytest.raises(MissingModelFilesError, match="without text_encoder, tokenizer"):
+        bare.encode_prompt("a person smiles")
+    with pytest.raises(MissingModelFilesError, match="without siglip"):
+        bare.face_features(np.zeros((64, 64, 3), np.uint8), np.zeros(512, np.float32))
