@@ -19,22 +19,8 @@ from echovideo_core.training.data import PreparedDataset
 from echovideo_core.training.preview import face_score
 from echovideo_core.training.lora import LoraMismatchError, apply_lora, save_lora
 from echovideo_core.training.trainable import configure_trainable, lora_export_tensors
-from echovideo_core.training.trainer import micro_step, read_metrics, step_context, train
-from training_fixtures import FRAMES, SIZE, prepared_dataset, tiny_kit, train_config, write_clip
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models are dominated by threading overhead on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def run(tmp: Path, **overrides):
-    cfg = config_from_dict(train_config(tmp / "run", **overrides))
-    return cfg, train(cfg)
+from echovideo_core.training.trainer import micro_step, read_metrics, step_context
+from training_fixtures import FRAMES, SIZE, prepared_dataset, tiny_kit, train_config, write_clip, one_thread, run_training  # noqa: F401 (one_thread: autouse fixture)
 
 
 def fixed_batch_loss(model: torch.nn.Module, cfg) -> float:
@@ -61,7 +47,7 @@ def generate_latents(transformer: torch.nn.Module) -> torch.Tensor:
 
 
 def test_stage_one_lowers_the_loss_on_a_fixed_batch(tmp_path):
-    cfg, result = run(tmp_path, max_steps=300, trainable={"mode": "full"}, checkpoint={"every": 1000})
+    cfg, result = run_training(tmp_path, max_steps=300, trainable={"mode": "full"}, checkpoint={"every": 1000})
     before = fixed_batch_loss(base_model(), cfg)
     after = fixed_batch_loss(load_transformer(result.exports[0]), cfg)
     print(f"fixed-batch loss {before:.4f} -> {after:.4f} (ratio {after / before:.3f})")
@@ -71,7 +57,7 @@ def test_stage_one_lowers_the_loss_on_a_fixed_batch(tmp_path):
 
 def test_stage_two_drop_probability_is_honoured_in_a_run(tmp_path):
     p = 0.3
-    cfg, _ = run(tmp_path, max_steps=60, stage={"stage": 2, "p_drop_face_latent": p}, checkpoint={"every": 1000})
+    cfg, _ = run_training(tmp_path, max_steps=60, stage={"stage": 2, "p_drop_face_latent": p}, checkpoint={"every": 1000})
     records = read_metrics(cfg.output_dir)
     n = sum(r["samples"] for r in records)
     dropped = sum(r["face_latent_dropped"] for r in records)
@@ -80,20 +66,20 @@ def test_stage_two_drop_probability_is_honoured_in_a_run(tmp_path):
 
 
 def test_gradient_accumulation_matches_the_larger_batch(tmp_path):
-    _, big = run(tmp_path / "big", max_steps=4, checkpoint={"every": 1000})
-    _, accumulated = run(tmp_path / "acc", max_steps=4, gradient_accumulation_steps=2, data={"batch_size": 1},
+    _, big = run_training(tmp_path / "big", max_steps=4, checkpoint={"every": 1000})
+    _, accumulated = run_training(tmp_path / "acc", max_steps=4, gradient_accumulation_steps=2, data={"batch_size": 1},
                          checkpoint={"every": 1000})
     np.testing.assert_allclose(accumulated.losses, big.losses, rtol=1e-5)
 
 
 def test_old_checkpoints_are_pruned_and_no_partial_one_is_left(tmp_path):
-    cfg, _ = run(tmp_path, max_steps=12, checkpoint={"every": 3, "keep_last": 2})
+    cfg, _ = run_training(tmp_path, max_steps=12, checkpoint={"every": 3, "keep_last": 2})
     assert [step for step, _ in list_checkpoints(cfg.output_dir)] == [9, 12]
     assert not list(Path(cfg.output_dir).glob(".tmp-*"))
 
 
 def test_full_export_loads_through_the_pipeline_and_changes_its_output(tmp_path):
-    _, result = run(tmp_path, max_steps=20, trainable={"mode": "full"}, checkpoint={"every": 1000})
+    _, result = run_training(tmp_path, max_steps=20, trainable={"mode": "full"}, checkpoint={"every": 1000})
     (folder,) = result.exports
     assert sorted(p.name for p in folder.iterdir()) == ["config.json", "diffusion_pytorch_model.safetensors"]
     trained = load_transformer(folder)
@@ -102,7 +88,7 @@ def test_full_export_loads_through_the_pipeline_and_changes_its_output(tmp_path)
 
 
 def test_trained_lora_changes_the_pipeline_output_with_its_strength(tmp_path):
-    _, result = run(tmp_path, max_steps=20, trainable={"mode": "iitf_lora"}, checkpoint={"every": 1000})
+    _, result = run_training(tmp_path, max_steps=20, trainable={"mode": "iitf_lora"}, checkpoint={"every": 1000})
     (lora,) = result.exports
     base = generate_latents(base_model())
     full_strength, zero_strength = base_model(), base_model()
@@ -139,7 +125,7 @@ def test_lora_for_another_model_is_refused_with_the_keys(tmp_path):
 
 def test_validation_writes_a_video_and_reports_the_face_score(tmp_path):
     _, faces = tiny_kit()
-    cfg, _ = run(tmp_path, max_steps=2, checkpoint={"every": 1000},
+    cfg, _ = run_training(tmp_path, max_steps=2, checkpoint={"every": 1000},
                  validation={"every": 2, "num_inference_steps": 2, "face_models": str(faces)})
     report = json.loads((Path(cfg.output_dir) / "validation" / "step_00000002.json").read_text())
     assert read_video(report["video"]).shape == (FRAMES, SIZE, SIZE, 3)
@@ -165,13 +151,13 @@ def test_face_score_is_the_arcface_cosine_to_the_reference(tmp_path):
 
 
 def test_validation_without_face_models_says_the_score_is_unavailable(tmp_path):
-    cfg, _ = run(tmp_path, max_steps=1, checkpoint={"every": 1000}, validation={"every": 1, "num_inference_steps": 1})
+    cfg, _ = run_training(tmp_path, max_steps=1, checkpoint={"every": 1000}, validation={"every": 1, "num_inference_steps": 1})
     report = json.loads((Path(cfg.output_dir) / "validation" / "step_00000001.json").read_text())
     assert report["face_score"] is None
     assert report["note"] == "face score unavailable: validation.face_models is not set"
 
 
 def test_a_fresh_run_refuses_an_output_dir_with_checkpoints(tmp_path):
-    run(tmp_path, max_steps=1, checkpoint={"every": 1000})
+    run_training(tmp_path, max_steps=1, checkpoint={"every": 1000})
     with pytest.raises(FileExistsError, match="already holds checkpoints: pass --resume latest"):
-        run(tmp_path, max_steps=2, checkpoint={"every": 1000})
+        run_training(tmp_path, max_steps=2, checkpoint={"every": 1000})

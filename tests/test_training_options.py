@@ -14,25 +14,12 @@ from safetensors.torch import load_file
 from echovideo_core.training.checkpoint import list_checkpoints
 from echovideo_core.training.config import config_from_dict
 from echovideo_core.training.lora import IITF_KEY_PREFIX
-from echovideo_core.training.trainer import build_model, train
-from training_fixtures import train_config
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def run(tmp: Path, **overrides):
-    cfg = config_from_dict(train_config(tmp / "run", **overrides))
-    return cfg, train(cfg)
+from echovideo_core.training.trainer import build_model
+from training_fixtures import train_config, one_thread, run_training  # noqa: F401 (one_thread: autouse fixture)
 
 
 def test_bf16_autocast_with_bf16_frozen_weights_trains(tmp_path):
-    _, result = run(tmp_path, max_steps=3, mixed_precision="bf16", model={"frozen_dtype": "bfloat16"},
+    _, result = run_training(tmp_path, max_steps=3, mixed_precision="bf16", model={"frozen_dtype": "bfloat16"},
                     trainable={"mode": "iitf_lora"}, checkpoint={"every": 1000})
     assert all(math.isfinite(loss) for loss in result.losses)
     lora = load_file(str(result.exports[0]))
@@ -40,8 +27,8 @@ def test_bf16_autocast_with_bf16_frozen_weights_trains(tmp_path):
 
 
 def test_gradient_checkpointing_does_not_change_the_losses(tmp_path):
-    _, plain = run(tmp_path / "plain", max_steps=3, trainable={"mode": "full"}, checkpoint={"every": 1000})
-    _, checkpointed = run(tmp_path / "ckpt", max_steps=3, trainable={"mode": "full"}, gradient_checkpointing=True,
+    _, plain = run_training(tmp_path / "plain", max_steps=3, trainable={"mode": "full"}, checkpoint={"every": 1000})
+    _, checkpointed = run_training(tmp_path / "ckpt", max_steps=3, trainable={"mode": "full"}, gradient_checkpointing=True,
                           checkpoint={"every": 1000})
     np.testing.assert_allclose(checkpointed.losses, plain.losses, rtol=1e-5)
     model, _ = build_model(config_from_dict(train_config(tmp_path / "x", gradient_checkpointing=True)))
@@ -50,7 +37,7 @@ def test_gradient_checkpointing_does_not_change_the_losses(tmp_path):
 
 def test_ema_is_saved_with_checkpoints_and_exported(tmp_path):
     decay = 0.5
-    cfg, result = run(tmp_path, max_steps=3, ema={"enabled": True, "decay": decay},
+    cfg, result = run_training(tmp_path, max_steps=3, ema={"enabled": True, "decay": decay},
                       checkpoint={"every": 1, "keep_last": 10})
     (step1, ck1), (step2, ck2), (step3, ck3) = list_checkpoints(cfg.output_dir)
     ema2, ema3 = load_file(str(ck2 / "ema.safetensors")), load_file(str(ck3 / "ema.safetensors"))
@@ -64,7 +51,7 @@ def test_ema_is_saved_with_checkpoints_and_exported(tmp_path):
 @pytest.mark.skipif(importlib.util.find_spec("bitsandbytes") is not None, reason="bitsandbytes is installed")
 def test_without_bitsandbytes_adamw_is_used_and_said(tmp_path, caplog):
     with caplog.at_level(logging.INFO, logger="echovideo_core.training.trainer"):
-        run(tmp_path, max_steps=1, optimizer={"use_8bit": True}, checkpoint={"every": 1000})
+        run_training(tmp_path, max_steps=1, optimizer={"use_8bit": True}, checkpoint={"every": 1000})
     assert "torch AdamW (bitsandbytes is not installed, 8-bit Adam unavailable)" in caplog.text
 
 
@@ -99,7 +86,7 @@ def test_stage_two_starts_from_the_stage_one_lora(tmp_path):
     from echovideo_core.training.lora import read_lora
     from echovideo_core.training.trainable import lora_export_tensors
 
-    _, stage1 = run(tmp_path / "s1", max_steps=3, trainable={"mode": "iitf_lora"}, checkpoint={"every": 1000})
+    _, stage1 = run_training(tmp_path / "s1", max_steps=3, trainable={"mode": "iitf_lora"}, checkpoint={"every": 1000})
     (lora,) = stage1.exports
     cfg = config_from_dict(train_config(tmp_path / "s2", stage={"stage": 2}, trainable={"mode": "iitf_lora"},
                                         model={"init_lora": str(lora)}))

@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
@@ -18,17 +17,9 @@ from safetensors.torch import load_file
 from echovideo_core.training.checkpoint import list_checkpoints
 from echovideo_core.training.config import config_from_dict
 from echovideo_core.training.trainer import read_metrics, train
-from training_fixtures import train_config
+from training_fixtures import train_config, one_thread  # noqa: F401 (one_thread: autouse fixture)
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "", "TOKENIZERS_PARALLELISM": "false"}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def write_config(path: Path, cfg: dict) -> Path:

@@ -16,6 +16,8 @@ from typing import Any
 
 import av
 import numpy as np
+import pytest
+import torch
 
 from echovideo_core.testing.tiny_face_models import write_tiny_face_models
 from echovideo_core.tiny import write_tiny_model
@@ -109,3 +111,22 @@ def train_config(output_dir: Path, **overrides: Any) -> dict[str, Any]:
         else:
             cfg[key] = value
     return cfg
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models are dominated by threading overhead on a shared 2-core machine.
+    Autouse in every test module that imports it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def run_training(tmp: Path, **overrides: Any):
+    """Train with the tiny config in `tmp/run` (overrides as in train_config): (config, result)."""
+    from echovideo_core.training.config import config_from_dict
+    from echovideo_core.training.trainer import train
+
+    cfg = config_from_dict(train_config(tmp / "run", **overrides))
+    return cfg, train(cfg)
