@@ -123,3 +123,24 @@ def test_a_sampling_only_pipeline_says_which_encoder_it_lacks(case_dir, tiny_tra
         bare.encode_prompt("a person smiles")
     with pytest.raises(MissingModelFilesError, match="without siglip"):
         bare.face_features(np.zeros((64, 64, 3), np.uint8), np.zeros(512, np.float32))
+
+
+def test_prompt_longer_than_226_tokens_is_cut_with_a_warning(case_dir, caplog):
+    from echovideo_core.text import MAX_SEQUENCE_LENGTH, load_tokenizer, tokenize
+
+    tokenizer = load_tokenizer(case_dir / "pipeline" / "tokenizer")
+    long_prompt = " ".join(["a woman smiles and waves at the camera"] * 60)
+    with caplog.at_level(logging.WARNING):
+        ids, truncated = tokenize(tokenizer, [long_prompt])
+    assert truncated and ids.shape == (1, MAX_SEQUENCE_LENGTH)
+    assert ids[0, -1].item() == tokenizer.eos_token_id  # the cut keeps the end-of-sequence token
+    assert "only the first 226 are used" in caplog.text
+
+
+def test_prompt_within_226_tokens_is_not_reported_as_cut(case_dir, caplog):
+    from echovideo_core.text import load_tokenizer, tokenize
+
+    tokenizer = load_tokenizer(case_dir / "pipeline" / "tokenizer")
+    with caplog.at_level(logging.WARNING):
+        _, truncated = tokenize(tokenizer, ["a woman smiles"])
+    assert not truncated and "only the first" not in caplog.text
