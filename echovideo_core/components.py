@@ -14,17 +14,19 @@ Placement (`Placement.mode`):
   forward (diffusers' leaf-level group offloading): least GPU memory, slowest;
 - "cpu": everything on the CPU.
 Before a model is moved onto the execution device, the caller's `make_room(bytes, device)`
-hook runs: the ComfyUI nodes use it to ask ComfyUI's model management to unload its own
-models first. Nothing here knows about ComfyUI.
+hook runs. A front end with its own memory manager instead puts a `ModelManager` in the
+Placement (`Placement.create(..., manager=...)`): then `running_on` hands every move to it
+(the ComfyUI nodes register our models with ComfyUI's model management this way, so ComfyUI
+can unload them when it needs the memory). Nothing here knows about ComfyUI.
 """
 from __future__ import annotations
 
 import json
 import logging
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, ContextManager, Iterator, Protocol, Sequence
 
 import torch
 from diffusers import AutoencoderKLCogVideoX, CogVideoXDPMScheduler
@@ -55,25 +57,37 @@ RELEASE_SCHEDULER_CONFIG: dict = {
 MakeRoom = Callable[[int, torch.device], None]
 
 
+class ModelManager(Protocol):
+    """A front end's memory manager: `running(module, placement)` has the module on
+    placement.execution_device for the block and decides where it waits afterwards."""
+
+    def running(self, module: torch.nn.Module, placement: "Placement") -> ContextManager[None]: ...
+
+
 @dataclass(frozen=True)
 class Placement:
-    """mode: one of PLACEMENTS; execution_device runs the math; offload_device holds idle weights."""
+    """mode: one of PLACEMENTS; execution_device runs the math; offload_device holds idle weights;
+    manager: optional front-end memory manager (see ModelManager), None = move modules here."""
 
     mode: str
     execution_device: torch.device
     offload_device: torch.device
+    manager: ModelManager | None = field(default=None, compare=False, repr=False)
 
     @classmethod
-    def create(cls, mode: str, execution_device: torch.device | str, offload_device: torch.device | str = "cpu") -> "Placement":
+    def create(cls, mode: str, execution_device: torch.device | str, offload_device: torch.device | str = "cpu",
+               manager: ModelManager | None = None) -> "Placement":
         if mode not in PLACEMENTS:
             raise ValueError(f"placement must be one of {PLACEMENTS}, got {mode!r}")
         execution = torch.device("cpu") if mode == "cpu" else torch.device(execution_device)
-        return cls(mode=mode, execution_device=execution, offload_device=torch.device(offload_device))
+        return cls(mode=mode, execution_device=execution, offload_device=torch.device(offload_device), manager=manager)
 
     @property
     def storage_device(self) -> torch.device:
-        """Where weights sit between runs."""
-        return self.offload_device if self.mode in OFFLOADING else self.execution_device
+        """Where weights sit between runs (with a manager: until it first loads them)."""
+        if self.mode in OFFLOADING or self.manager is not None:
+            return self.offload_device
+        return self.execution_device
 
 
 def module_bytes(module: torch.nn.Module) -> int:
@@ -88,9 +102,17 @@ def running_on(module: torch.nn.Module, placement: Placement, make_room: MakeRoo
 
     With "model_offload" (and "sequential_offload", for a module that is not offloaded layer
     by layer) it is moved there on entry and back to the offload device on exit (also when
-    the block raises, e.g. on a user's cancel); other modes leave it in place.
+    the block raises, e.g. on a user's cancel); other modes leave it in place. With a
+    manager in the placement, the manager does the moving (make_room is not called).
     """
-    if placement.mode not in OFFLOADING or getattr(module, "_execution_device", None) is not None:
+    if getattr(module, "_execution_device", None) is not None:  # layer-offloaded: its hooks move it
+        yield module
+        return
+    if placement.manager is not None:
+        with placement.manager.running(module, placement):
+            yield module
+        return
+    if placement.mode not in OFFLOADING:
         yield module
         return
     if make_room is not None:

@@ -5,19 +5,24 @@ Everything is looked up when called, never at import: importing the pack needs n
 Without ComfyUI, model folders come from `$ECHOVIDEO_COMFY_MODELS` (a ComfyUI-style
 `models/` tree), progress goes to the `logging` module, and there is no interrupt.
 
-Memory: before one of our models is moved onto the GPU (placement "model_offload"),
-`make_room(bytes, device)` asks ComfyUI's model management to unload ComfyUI's
-own models until that much is free; after a run `release_cache()` returns cached blocks.
-Our models are not registered with ComfyUI's model management, so ComfyUI cannot evict
-them by itself: choose "model_offload" on the loaders to keep them on the CPU between uses.
+Memory: inside ComfyUI every model we run (DiT, VAE, T5, SigLIP) is registered with ComfyUI's
+model management (`ComfyModels`): each is wrapped in a `comfy.model_patcher.ModelPatcher` and
+loaded with `comfy.model_management.load_models_gpu` before it runs, so it sits in ComfyUI's
+list of loaded models and ComfyUI unloads it to the offload device like its own models when
+another model needs the memory or the user frees memory (POST /free, "Unload models").
+"main_device" models stay loaded after use until ComfyUI needs the room; "model_offload"
+ones are unloaded again right after use. A DiT with "sequential_offload" is not registered:
+its layers move one at a time by themselves. Without ComfyUI, `make_room` + `running_on`
+move the models (core behaviour); after a run `release_cache()` returns cached blocks.
 """
 from __future__ import annotations
 
 import importlib
 import logging
 import os
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 
@@ -183,7 +188,78 @@ def step_callback(total: int) -> Callable[[int, int, torch.Tensor], None]:
 
 
 def placement(mode: str):
-    """A core Placement for a loader's `placement` widget, on ComfyUI's devices."""
+    """A core Placement for a loader's `placement` widget, on ComfyUI's devices; inside
+    ComfyUI it carries a fresh ComfyModels, so the bundle that keeps the placement keeps
+    its patchers (they go when ComfyUI drops the loader's output)."""
     from echovideo_core.components import Placement
 
-    return Placement.create(mode, execution_device(), offload_device())
+    manager = ComfyModels() if _optional("comfy.model_patcher") is not None else None
+    offload = torch.device("cpu") if mode == "cpu" else offload_device()
+    return Placement.create(mode, execution_device(), offload, manager=manager)
+
+
+class _Patchable(torch.nn.Module):
+    """Holds one of our models for ModelPatcher, which writes `model.device` (a read-only
+    property on diffusers / transformers models) and its bookkeeping attributes onto the
+    module it is given. Named after the held class in ComfyUI's log ("Requested to load ...")."""
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        super().__init__()
+        self.module = module
+        self.device = next(iter(module.parameters()), torch.empty(0)).device
+
+
+_PATCHABLE_CLASSES: dict[str, type] = {}
+
+
+def _patchable(module: torch.nn.Module) -> _Patchable:
+    name = type(module).__name__
+    cls = _PATCHABLE_CLASSES.setdefault(name, type(name, (_Patchable,), {"__module__": __name__}))
+    return cls(module)
+
+
+class ComfyModels:
+    """The core's ModelManager inside ComfyUI: our modules run as ComfyUI-managed models.
+
+    load_models_gpu(force_full_load=True): our layers are plain torch layers without ComfyUI's
+    weight-casting ops, so a partial ("lowvram") load would leave layers behind on the offload
+    device; a whole load is checked after the call and forced if ComfyUI still did a partial
+    one (--novram). One patcher per module, kept here for the bundle's lifetime (ComfyUI's own
+    list holds only weak references).
+    """
+
+    def __init__(self) -> None:
+        self._patchers: dict[int, object] = {}
+
+    def patcher(self, module: torch.nn.Module, placement) -> object:
+        patcher = self._patchers.get(id(module))
+        if patcher is None:
+            model_patcher = importlib.import_module("comfy.model_patcher")
+            patcher = model_patcher.ModelPatcher(_patchable(module), load_device=placement.execution_device,
+                                                 offload_device=placement.offload_device)
+            self._patchers[id(module)] = patcher
+        return patcher
+
+    @contextmanager
+    def running(self, module: torch.nn.Module, placement) -> Iterator[None]:
+        model_management = importlib.import_module("comfy.model_management")
+        patcher = self.patcher(module, placement)
+        model_management.load_models_gpu([patcher], force_full_load=True)
+        if patcher.model.model_lowvram or patcher.loaded_size() < patcher.model_size():
+            patcher.patch_model(placement.execution_device, lowvram_model_memory=0)
+        try:
+            yield
+        finally:
+            from echovideo_core.components import OFFLOADING
+
+            if placement.mode in OFFLOADING:
+                unload(model_management, patcher)
+
+
+def unload(model_management, patcher) -> None:
+    """Take one model out of ComfyUI's loaded models, weights back to its offload device."""
+    for index, loaded in enumerate(model_management.current_loaded_models):
+        if loaded.model is patcher:
+            model_management.current_loaded_models.pop(index).model_unload()
+            return
+    patcher.detach()

@@ -12,7 +12,8 @@ import pytest
 import comfy_harness as harness
 
 STUB_DIR = Path(__file__).parent / "comfy_stub"
-STUB_MODULES = ("folder_paths", "latent_preview", "comfy", "comfy.utils", "comfy.model_management", "comfy.cli_args")
+STUB_MODULES = ("folder_paths", "latent_preview", "comfy", "comfy.utils", "comfy.model_management", "comfy.cli_args",
+                "comfy.model_patcher")
 MODELS_ENV = "ECHOVIDEO_COMFY_MODELS"
 # Each test module that imports a fixture gets its own copy of it, even session-scoped ones:
 # the expensive results are kept here so that the kit is written and the workflow run once.
@@ -63,6 +64,8 @@ def comfy_stub(tiny_kit):
         utils.UPDATES.clear()
         model_management.INTERRUPT_AFTER, model_management.CHECKS = None, 0
         model_management.FREE_REQUESTS.clear()
+        model_management.LOAD_REQUESTS.clear()
+        model_management.current_loaded_models.clear()
         yield sys.modules
     finally:
         sys.path.remove(str(STUB_DIR))

@@ -4,7 +4,9 @@ Starts ComfyUI on 127.0.0.1 (CPU) with this pack linked into custom_nodes/, the 
 an extra models folder (--extra-model-paths-config) and the example photos as its input
 folder; checks that the pack imports, /object_info lists every node, every API workflow
 runs to completion through /prompt (and through `comfy run` when comfy-cli is installed),
-and that a bad size fails with a clear message while the server keeps working.
+that a bad size fails with a clear message while the server keeps working, and that our
+models are unloaded by ComfyUI's model management on POST /free (the server logs at DEBUG
+for that: ComfyUI names each model it unloads only there).
 COMFYUI_PYTHON picks the interpreter of ComfyUI's environment (default: this one).
 """
 from __future__ import annotations
@@ -76,7 +78,7 @@ def server(tmp_path_factory):
     port = _free_port()
     command = [os.environ.get("COMFYUI_PYTHON", sys.executable), "main.py", "--listen", "127.0.0.1", "--port", str(port),
                "--cpu", "--extra-model-paths-config", str(config), "--input-directory", str(root / "input"),
-               "--output-directory", str(root / "output"), "--disable-auto-launch"]
+               "--output-directory", str(root / "output"), "--disable-auto-launch", "--verbose", "DEBUG"]
     log = open(root / "comfyui.log", "w")
     process = subprocess.Popen(command, cwd=COMFYUI_DIR, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
@@ -210,6 +212,42 @@ def test_interrupt_stops_a_long_run_within_a_step_and_the_server_keeps_working(s
     assert stopped_after < 5, f"took {stopped_after:.1f} s to stop"
     workflow["8"]["inputs"].update(steps=2, width=96, height=64, frames=9)
     assert _run(server, workflow)["status"]["status_str"] == "success"
+
+
+def _log_since(server: dict, offset: int) -> str:
+    return server["log"].read_text()[offset:]
+
+
+def _wait_for_log(server: dict, offset: int, text: str, timeout_s: float = 60) -> None:
+    deadline = time.time() + timeout_s
+    while text not in _log_since(server, offset):
+        if time.time() > deadline:
+            pytest.fail(f"no {text!r} in ComfyUI's log: {_log_since(server, offset)[-3000:]}")
+        time.sleep(0.2)
+
+
+def test_free_unloads_our_models_through_comfyui_model_management_and_the_next_prompt_reloads_them(server):
+    """CPU server: load and offload device are both the CPU, so this shows that ComfyUI's own
+    unload_all_models finds our models in its loaded-models list and unloads them, and that the
+    next run loads them again through load_models_gpu; not that bytes left a GPU."""
+    workflow = json.loads((harness.WORKFLOWS / "api" / "echovideo_basic.json").read_text())
+    dit, vae, t5 = "EchoVideoTransformer3DModel", "AutoencoderKLCogVideoX", "T5EncoderModel"
+    workflow["8"]["inputs"]["seed"] = 101  # a new seed: the sampler and decode run, loaders come from the cache
+    assert _run(server, workflow)["status"]["status_str"] == "success"
+    offset = len(server["log"].read_text())
+    workflow["8"]["inputs"]["seed"] = 102
+    assert _run(server, workflow)["status"]["status_str"] == "success"
+    assert f"Requested to load {dit}" not in _log_since(server, offset)  # main_device: still loaded
+    offset = len(server["log"].read_text())
+    _post(f"{server['base']}/free", {"unload_models": True})
+    _wait_for_log(server, offset, f"Unloading {vae}")
+    _wait_for_log(server, offset, f"Unloading {dit}")
+    assert f"Unloading {t5}" not in _log_since(server, offset)  # model_offload: left the list after use
+    offset = len(server["log"].read_text())
+    workflow["8"]["inputs"]["seed"] = 103
+    assert _run(server, workflow)["status"]["status_str"] == "success"
+    reloaded = _log_since(server, offset)
+    assert f"Requested to load {dit}" in reloaded and f"Requested to load {vae}" in reloaded
 
 
 def _browser() -> str | None:

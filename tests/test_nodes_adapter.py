@@ -102,3 +102,57 @@ def test_make_room_asks_comfyui_to_free_gpu_memory_only(comfy_stub):
     adapter().make_room(1000, torch.device("cuda"))
     adapter().make_room(1000, torch.device("cpu"))
     assert comfy_stub["comfy.model_management"].FREE_REQUESTS == [(1200, torch.device("cuda"))]
+
+
+def load_model(placement: str):
+    return node("EchoVideoModelLoader").load("EchoVideo", "(from model folder)", "fp32", placement, "default")[0]
+
+
+def sample_with(model, run: dict, steps: int = 1):
+    return node("EchoVideoSampler").sample(model, run["7"][0], run["5"][0], width=64, height=64, frames=5, steps=steps,
+                                           cfg=6.0, dynamic_cfg="as_released", seed=1, scheduler="CogVideoXDPM")
+
+
+def held_modules(model_management) -> list:
+    return [loaded.model.model.module for loaded in model_management.current_loaded_models]
+
+
+def test_inside_comfyui_each_model_runs_after_load_models_gpu_with_the_placement_devices(comfy_stub, basic_run):
+    model = load_model("main_device")
+    sample_with(model, basic_run)
+    requests = comfy_stub["comfy.model_management"].LOAD_REQUESTS
+    assert [[p.model.module for p in patchers] for patchers, _ in requests] == [[model.vae], [model.transformer]]
+    assert all(full for _, full in requests)  # our plain torch layers cannot run half loaded
+    patcher = requests[1][0][0]
+    assert (patcher.load_device, patcher.offload_device) == (model.placement.execution_device, model.placement.offload_device)
+
+
+def test_main_device_models_stay_in_comfyui_loaded_models_until_comfyui_unloads_them(comfy_stub, basic_run):
+    model_management = comfy_stub["comfy.model_management"]
+    model = load_model("main_device")
+    sample_with(model, basic_run)
+    assert held_modules(model_management) == [model.transformer, model.vae]
+    model_management.unload_all_models()
+    sample_with(model, basic_run)
+    first, again = model_management.LOAD_REQUESTS[1][0][0], model_management.LOAD_REQUESTS[3][0][0]
+    assert again is first and held_modules(model_management) == [model.transformer, model.vae]
+
+
+def test_model_offload_models_leave_comfyui_loaded_models_after_use_also_on_cancel(comfy_stub, basic_run):
+    model_management = comfy_stub["comfy.model_management"]
+    model = load_model("model_offload")
+    model_management.INTERRUPT_AFTER = 1
+    with pytest.raises(model_management.InterruptProcessingException):
+        sample_with(model, basic_run, steps=3)
+    assert len(model_management.LOAD_REQUESTS) == 2 and model_management.current_loaded_models == []
+
+
+def test_a_layer_offloaded_dit_is_not_handed_to_comfyui(comfy_stub, basic_run):
+    model = load_model("sequential_offload")
+    sample_with(model, basic_run)
+    loaded = [p.model.module for patchers, _ in comfy_stub["comfy.model_management"].LOAD_REQUESTS for p in patchers]
+    assert loaded == [model.vae]
+
+
+def test_without_comfyui_placements_carry_no_model_manager():
+    assert adapter().placement("main_device").manager is None
