@@ -108,3 +108,23 @@ def test_two_processes_match_one_process_at_equal_global_batch(tmp_path):
     for key, value in expected.items():  # Adam's normalised steps amplify float-sum order to ~1e-6
         torch.testing.assert_close(exported[key], value, rtol=1e-4, atol=1e-5)
     assert (two_dir / "final-00000003" / "lora.safetensors").is_file()  # the 3-step export is kept
+
+
+def test_a_hanging_process_group_teardown_ends_the_worker_after_the_deadline():
+    """pytorch#75097: destroy_process_group can hang; a finished worker must still exit."""
+    script = ("import time\n"
+              "from echovideo_core.training.trainer import exit_if_teardown_hangs\n"
+              "with exit_if_teardown_hangs(True, seconds=0.5):\n"
+              "    time.sleep(60)  # stands in for a teardown that never returns\n"
+              "raise SystemExit(3)\n")
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", script], env=ENV, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and time.monotonic() - started < 30
+    assert "teardown did not finish" in done.stderr
+
+
+def test_single_process_teardown_is_not_watched():
+    from echovideo_core.training.trainer import exit_if_teardown_hangs
+
+    with exit_if_teardown_hangs(False, seconds=0.01):
+        time.sleep(0.2)  # still here: nothing was armed

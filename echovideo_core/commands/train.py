@@ -5,6 +5,7 @@ Multi-GPU: `accelerate launch --config_file configs/accelerate/ddp.yaml -m echov
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -37,4 +38,10 @@ def run(args: argparse.Namespace) -> int:
               f"output in {result.output_dir}")
     else:
         print(f"nothing to do: already at step {result.last_step} of {cfg.max_steps} ({result.output_dir})")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # A launched worker whose work is saved leaves without interpreter teardown: gloo's
+        # worker threads can otherwise hang or abort it there (pytorch/pytorch#75097).
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     return 0

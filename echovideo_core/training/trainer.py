@@ -13,7 +13,9 @@ import json
 import logging
 import os
 import shutil
-from contextlib import nullcontext
+import sys
+import threading
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -345,10 +347,42 @@ def _train(cfg: TrainConfig, resume: str | None) -> TrainResult:
     exports: tuple[Path, ...] = ()
     if accelerator.is_main_process:
         exports = export_final(state, dict(accelerator.unwrap_model(model).config), cfg, start + len(losses))
-    accelerator.wait_for_everyone()
-    accelerator.end_training()
+    accelerator.wait_for_everyone()  # every process has finished and every file is written
+    with exit_if_teardown_hangs(accelerator.num_processes > 1):
+        accelerator.end_training()
     return TrainResult(output_dir=output_dir, first_step=start, last_step=start + len(losses),
                        losses=tuple(losses), exports=exports)
+
+
+TEARDOWN_SECONDS = 120
+
+
+@contextmanager
+def exit_if_teardown_hangs(multi_process: bool, seconds: float = TEARDOWN_SECONDS) -> Iterator[None]:
+    """Leave the process if destroying the process group hangs, which torch.distributed does
+    now and then (pytorch/pytorch#75097; seen here once in many 2-process gloo runs).
+
+    Only armed after the final barrier, when all work is saved: exiting then loses nothing,
+    while a hang would hold the launcher (and a CI job) until its own timeout.
+    """
+    if not multi_process:
+        yield
+        return
+
+    def leave() -> None:
+        logger.warning("process-group teardown did not finish in %d s (pytorch#75097); the run is complete "
+                       "and saved, so this process exits now", seconds)
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        os._exit(0)
+
+    timer = threading.Timer(seconds, leave)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
 
 
 def _loop(accelerator: Accelerator, model: Any, optimizer: Any, schedule: Any, loader: Any, sampler: EpochSampler,
