@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
@@ -85,7 +86,11 @@ def launch_two(config: Path, *extra: str) -> subprocess.CompletedProcess:
                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
                "--main_process_port", str(_free_port()), "-m", "echovideo_core", "train", "--config", str(config),
                *extra]
-    done = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=400)
+    try:
+        done = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=400)
+    except subprocess.TimeoutExpired as err:  # say where it stood, not just that it stopped
+        tail = (err.stderr or b"")[-4000:]
+        pytest.fail(f"2-process run did not end in 400 s; stderr tail:\n{tail.decode(errors='replace') if isinstance(tail, bytes) else tail}")
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     return done
 
