@@ -24,6 +24,7 @@ import torch
 from echovideo_core.components import EchoVideoModel, FaceModels, MakeRoom, TextEncoder, running_on
 from echovideo_core.decode import DecodedFrames
 from echovideo_core.face_features import FaceFeatures, face_features, unconditional_face_features
+from echovideo_core.guidance import NUMERIC_MODES
 from echovideo_core.pipeline import Conditioning, EchoVideoPipeline
 from echovideo_core.sampling import OnStep
 from echovideo_core.text import PromptEmbeddings, encode_prompt
@@ -74,17 +75,23 @@ def images_to_photos(images: torch.Tensor) -> list[torch.Tensor]:
 
 
 def encode_face(face_models: FaceModels, photos: Sequence[object], *, allow_no_face: bool = False,
-                face_index: int = 0) -> FaceEncoding:
-    """Prepare one photo (or combine several of one person) and compute both face-feature branches."""
+                face_index: int = 0, mode: str = "as_released") -> FaceEncoding:
+    """Prepare one photo (or combine several of one person) and compute both face-feature branches.
+
+    mode "as_released" rounds the SigLIP pixels and the ArcFace vector to bfloat16 as the
+    release does; "corrected" keeps them in float32 (see guidance.NUMERIC_MODES)."""
     from echovideo_core.face.multi import prepare_many
 
+    if mode not in NUMERIC_MODES:
+        raise ValueError(f"mode must be one of {NUMERIC_MODES}, got {mode!r}")
     preparer = _with_allow_no_face(face_models.preparer, allow_no_face)
     result = prepare_many(preparer, list(photos), face_index=face_index)
     face = result.face
     siglip = face_models.siglip
     with running_on(siglip.model, face_models.placement):
-        cond = face_features(siglip, face.identity_image, face.arcface, as_released=True)
-        uncond = unconditional_face_features(siglip, face.identity_image.shape, as_released=True)
+        as_released = mode == "as_released"
+        cond = face_features(siglip, face.identity_image, face.arcface, as_released=as_released)
+        uncond = unconditional_face_features(siglip, face.identity_image.shape, as_released=as_released)
     notes = tuple(result.warnings) if len(photos) > 1 else tuple(face.warnings)
     return FaceEncoding(identity_image=face.identity_image, arcface=face.arcface, cond=cond, uncond=uncond,
                         method=face.method, warnings=notes)

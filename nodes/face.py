@@ -1,6 +1,7 @@
 """EchoVideo Face Encode: photo(s) of one person -> identity (ECHO_FACE) + its preview."""
 from __future__ import annotations
 
+from echovideo_core.guidance import NUMERIC_MODES
 from echovideo_core.stages import encode_face, identity_image_batch, images_to_photos
 
 
@@ -23,10 +24,13 @@ class EchoVideoFaceEncode:
             "image": ("IMAGE", {"tooltip": "One photo, or a batch of photos of the same person."}),
             "allow_no_face": ("BOOLEAN", {"default": False, "tooltip": "When no face is found, use the whole image instead of failing."}),
             "face_index": ("INT", {"default": 0, "min": 0, "max": 64, "tooltip": "Which face when a photo shows several (0 = largest)."}),
+        }, "optional": {
+            "numeric_mode": (list(NUMERIC_MODES), {"default": "as_released", "tooltip": "as_released: round the SigLIP pixels and the ArcFace vector to bfloat16 as the release does; corrected: keep float32."}),
         }}
 
-    def encode(self, face_models, image, allow_no_face, face_index):
-        face = encode_face(face_models, images_to_photos(image), allow_no_face=allow_no_face, face_index=face_index)
+    def encode(self, face_models, image, allow_no_face, face_index, numeric_mode="as_released"):
+        face = encode_face(face_models, images_to_photos(image), allow_no_face=allow_no_face, face_index=face_index,
+                           mode=numeric_mode)
         report = "\n".join([f"face found by: {face.method}", *face.warnings])
         return (face, identity_image_batch(face), report)
 

@@ -30,6 +30,18 @@ def test_node_graph_gives_the_pipeline_latents_and_frames(basic_run, tiny_kit):
     assert torch.equal(basic_run["9"][0], out.frames[0].cpu())
 
 
+def test_face_encode_in_corrected_mode_gives_the_pipelines_corrected_features(basic_run, tiny_kit):
+    """numeric_mode=corrected keeps SigLIP pixels and ArcFace in float32, like the pipeline's mode."""
+    face_models = basic_run["3"][0]
+    photo = basic_run["4"][0]  # the workflow's Load Image output
+    corrected = node("EchoVideoFaceEncode").encode(face_models, photo, False, 0, "corrected")[0]
+    released = basic_run["5"][0]
+    pipe = EchoVideoPipeline.from_pretrained(tiny_kit / "echovideo" / "EchoVideo", torch_dtype=torch.bfloat16)
+    uncond, cond = pipe.face_features(corrected.identity_image, corrected.arcface, mode="corrected")
+    assert torch.equal(corrected.cond.arcface, cond.arcface) and torch.equal(corrected.cond.siglip, cond.siglip)
+    assert not torch.equal(corrected.cond.arcface, released.cond.arcface)  # as released rounds to bfloat16
+
+
 def test_latent_output_uses_comfyui_video_axis_order(basic_run):
     samples = basic_run["8"][0]["samples"]
     inputs = api_workflow("echovideo_basic")["8"]["inputs"]
