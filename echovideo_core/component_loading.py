@@ -25,7 +25,7 @@ from safetensors import safe_open
 from transformers import T5Config, T5EncoderModel
 
 from echovideo_core.errors import MissingModelFilesError, require_files
-from echovideo_core.loading import CheckpointMismatchError, compare_keys
+from echovideo_core.loading import CheckpointMismatchError, compare_keys, strip_common_prefix
 
 logger = logging.getLogger(__name__)
 
@@ -64,13 +64,6 @@ def read_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
             raise CheckpointMismatchError(f"{path} is not a readable safetensors file ({err})") from err
     state = torch.load(path, map_location="cpu", weights_only=True)
     return dict(state.get("state_dict", state)), {}
-
-
-def _strip_prefix(state: dict[str, torch.Tensor], prefixes: tuple[str, ...]) -> dict[str, torch.Tensor]:
-    for prefix in prefixes:
-        if state and all(k.startswith(prefix) for k in state):
-            return {k[len(prefix):]: v for k, v in state.items()}
-    return state
 
 
 def dequantize_scaled_fp8(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -116,7 +109,7 @@ def load_t5_encoder_file(path: str | Path, torch_dtype: torch.dtype = torch.floa
     """A T5 encoder from one weight file (ComfyUI's `t5xxl_fp16.safetensors`, fp8 variants)."""
     path = Path(path)
     state, metadata = read_state_dict(path)
-    state = dequantize_scaled_fp8(_strip_prefix(state, T5_PREFIXES))
+    state = dequantize_scaled_fp8(strip_common_prefix(state, T5_PREFIXES))
     if "shared.weight" not in state and "encoder.embed_tokens.weight" in state:
         state["shared.weight"] = state["encoder.embed_tokens.weight"]
     state = {k: v for k, v in state.items() if not k.startswith("decoder.") and k != "lm_head.weight"}
@@ -158,7 +151,7 @@ def load_vae(path: str | Path, torch_dtype: torch.dtype = torch.float32) -> Auto
         vae = AutoencoderKLCogVideoX.from_pretrained(str(folder), torch_dtype=torch_dtype, local_files_only=True)
         return vae.eval().requires_grad_(False)
     state, metadata = read_state_dict(path)
-    state = _strip_prefix(state, VAE_PREFIXES)
+    state = strip_common_prefix(state, VAE_PREFIXES)
     if CONFIG_METADATA_KEY in metadata:
         config = json.loads(metadata[CONFIG_METADATA_KEY])
     else:

@@ -16,6 +16,7 @@ from diffusers import AutoencoderKLCogVideoX
 from diffusers.video_processor import VideoProcessor
 
 from echovideo_core.face_features import check_identity_image
+from echovideo_core.rotary import latent_frame_count
 
 
 @dataclass(frozen=True)
@@ -46,11 +47,6 @@ def pad_to_aspect(image: np.ndarray, height: int, width: int) -> np.ndarray:
     padded = np.zeros((new_h, new_w, image.shape[2]), dtype=image.dtype)
     padded[top : top + h, left : left + w] = image
     return padded
-
-
-def latent_frame_count(num_frames: int, temporal_compression: int) -> int:
-    """F' = (F - 1) / k + 1 latent frames for F pixel frames (k = 4 for CogVideoX)."""
-    return (num_frames - 1) // temporal_compression + 1
 
 
 def vae_spatial_factor(vae: AutoencoderKLCogVideoX) -> int:

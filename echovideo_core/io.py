@@ -7,8 +7,6 @@ truncated file under the requested name. Existing files are kept unless `overwri
 from __future__ import annotations
 
 import logging
-import os
-import uuid
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -16,6 +14,8 @@ import av
 import numpy as np
 import PIL.Image
 import torch
+
+from echovideo_core.atomic import atomic_path
 
 logger = logging.getLogger(__name__)
 
@@ -92,13 +92,8 @@ def save_video(frames: Sequence | np.ndarray | torch.Tensor, path: str | Path, f
     if fps <= 0:
         raise ValueError(f"fps must be positive, got {fps}")
     frames = _frame_list(frames)
-    tmp = path.parent / f".{path.stem}.{uuid.uuid4().hex[:8]}.part.mp4"  # same folder: rename is atomic
-    try:
+    with atomic_path(path) as tmp:
         count = _encode(frames, str(tmp), fps, crf)
-        os.replace(tmp, path)
-    except BaseException:  # also Ctrl-C: never leave the partial file behind, then re-raise
-        tmp.unlink(missing_ok=True)
-        raise
     logger.info("wrote %s (%d frames, %d fps)", path, count, fps)
     if png_dir is not None:
         save_png_frames(frames, png_dir, overwrite=overwrite)
@@ -114,13 +109,8 @@ def save_png_frames(frames: Sequence | np.ndarray | torch.Tensor, folder: str | 
     for index, frame in enumerate(_frame_list(frames)):
         target = folder / f"frame_{index:05d}.png"
         _check_target(target, overwrite)
-        tmp = folder / f".{target.name}.part"
-        try:
+        with atomic_path(target) as tmp:
             PIL.Image.fromarray(frame_to_uint8(frame)).save(tmp, format="PNG")
-            os.replace(tmp, target)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
         written.append(target)
     return written
 

@@ -15,6 +15,7 @@ from typing import Any, Mapping
 import torch
 from safetensors import safe_open
 
+from echovideo_core.atomic import atomic_path
 from echovideo_core.transformer import EchoVideoTransformer3DModel
 
 logger = logging.getLogger(__name__)
@@ -67,8 +68,10 @@ def compare_keys(model_shapes: Mapping[str, tuple[int, ...]], state_dict: Mappin
     return KeyReport(missing, unexpected, mis_shaped)
 
 
-def _strip_foreign_prefix(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    for prefix in FOREIGN_PREFIXES:
+def strip_common_prefix(state_dict: dict[str, torch.Tensor], prefixes: tuple[str, ...] = FOREIGN_PREFIXES
+                        ) -> dict[str, torch.Tensor]:
+    """Drop the first of `prefixes` that every key carries (other tools' single files)."""
+    for prefix in prefixes:
         if state_dict and all(k.startswith(prefix) for k in state_dict):
             return {k[len(prefix):]: v for k, v in state_dict.items()}
     return state_dict
@@ -100,13 +103,13 @@ def read_transformer_weights(path: str | Path, dtype: torch.dtype | None = None)
     if path.suffix == ".safetensors":
         tensors, metadata = _read_safetensors(path, dtype)
         config = json.loads(metadata[CONFIG_METADATA_KEY]) if CONFIG_METADATA_KEY in metadata else None
-        return _strip_foreign_prefix(tensors), config
+        return strip_common_prefix(tensors), config
     if path.suffix in {".bin", ".pt", ".pth", ".ckpt"}:
         tensors = torch.load(path, map_location="cpu", weights_only=True)
         tensors = tensors.get("state_dict", tensors)
         if dtype is not None:
             tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
-        return _strip_foreign_prefix(dict(tensors)), None
+        return strip_common_prefix(dict(tensors)), None
     raise CheckpointMismatchError(f"{path}: unsupported weight file type {path.suffix!r} (use .safetensors)")
 
 
@@ -218,9 +221,8 @@ def save_single_file(model: EchoVideoTransformer3DModel, path: str | Path) -> Pa
     from safetensors.torch import save_file
 
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
     state_dict = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     config = {k: v for k, v in dict(model.config).items() if not k.startswith("_")}
-    save_file(state_dict, str(tmp), metadata={CONFIG_METADATA_KEY: json.dumps(config)})
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        save_file(state_dict, str(tmp), metadata={CONFIG_METADATA_KEY: json.dumps(config)})
     return path

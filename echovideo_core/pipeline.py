@@ -27,10 +27,10 @@ from echovideo_core.decode import DecodedFrames, decode_latents
 from echovideo_core.errors import MissingModelFilesError, require_files
 from echovideo_core.face_features import (FaceFeatures, SiglipEncoder, check_arcface, check_identity_image,
                                           face_features, load_siglip, unconditional_face_features)
-from echovideo_core.face_latent import FaceLatent, encode_face_latent, latent_frame_count, vae_spatial_factor
+from echovideo_core.face_latent import FaceLatent, encode_face_latent, vae_spatial_factor
 from echovideo_core.guidance import NumericMode, guidance_scales
 from echovideo_core.loading import load_transformer
-from echovideo_core.rotary import rotary_embeddings
+from echovideo_core.rotary import latent_frame_count, rotary_embeddings
 from echovideo_core.sampling import OnStep, SamplingInputs, denoise, make_scheduler
 from echovideo_core.text import PromptEmbeddings, encode_prompt, load_text_encoder, load_tokenizer
 from echovideo_core.transformer import EchoVideoTransformer3DModel

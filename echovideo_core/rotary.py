@@ -32,9 +32,9 @@ def crop_region(grid_hw: tuple[int, int], base_hw: tuple[int, int]) -> tuple[tup
     return (top, left), (top + resized_h, left + resized_w)
 
 
-def latent_frame_count(num_frames: int) -> int:
-    """Pixel frames -> latent frames (x4 temporal compression, first frame kept): 49 -> 13."""
-    return (num_frames - 1) // VAE_TEMPORAL_COMPRESSION + 1
+def latent_frame_count(num_frames: int, temporal_compression: int = VAE_TEMPORAL_COMPRESSION) -> int:
+    """Pixel frames -> latent frames (first frame kept, then one per `temporal_compression`): 49 -> 13."""
+    return (num_frames - 1) // temporal_compression + 1
 
 
 def _grid(start: float, stop: float, n: int) -> np.ndarray:

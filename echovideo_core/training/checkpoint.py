@@ -24,7 +24,7 @@ from typing import Any, Mapping
 import torch
 from safetensors.torch import load_file, save_file
 
-from echovideo_core.training.data import write_json_atomic
+from echovideo_core.atomic import write_json_atomic
 from echovideo_core.training.lora import save_lora
 
 logger = logging.getLogger(__name__)

@@ -15,7 +15,6 @@ Layout written by `prepare.py` (one shard per source clip, never rewritten once 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,13 +32,6 @@ CACHE_VERSION = 1
 
 class PreparedDataError(ValueError):
     """The prepared folder is missing, incomplete or of another format; the message says which."""
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to a temporary file beside `path`, then rename over it."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
 
 
 def read_index(root: str | Path) -> dict[str, Any]:

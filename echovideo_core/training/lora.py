@@ -26,6 +26,8 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from echovideo_core.atomic import atomic_path
+
 logger = logging.getLogger(__name__)
 
 LORA_FORMAT = "echovideo-lora"
@@ -144,8 +146,7 @@ def apply_lora(model: nn.Module, path: str | Path, strength: float = 1.0) -> Lor
 def save_lora(tensors: Mapping[str, torch.Tensor], path: str | Path, *, rank: int, alpha: float) -> Path:
     """Write a LoRA file atomically (temporary file, then rename)."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
     data = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-    save_file(data, str(tmp), metadata={"format": LORA_FORMAT, "rank": str(rank), "alpha": str(alpha)})
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        save_file(data, str(tmp), metadata={"format": LORA_FORMAT, "rank": str(rank), "alpha": str(alpha)})
     return path

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -28,12 +27,12 @@ from diffusers import AutoencoderKLCogVideoX
 from safetensors.torch import save_file
 from transformers import T5EncoderModel, T5Tokenizer
 
+from echovideo_core.atomic import atomic_path, write_json_atomic
 from echovideo_core.face.errors import FaceError
 from echovideo_core.face_features import SiglipEncoder, encode_siglip
 from echovideo_core.face_latent import encode_face_latent
 from echovideo_core.text import encode_prompt
-from echovideo_core.training.data import (CACHE_FORMAT, CACHE_VERSION, INDEX_NAME, SHARD_DIR, UNCOND_NAME,
-                                          write_json_atomic)
+from echovideo_core.training.data import CACHE_FORMAT, CACHE_VERSION, INDEX_NAME, SHARD_DIR, UNCOND_NAME
 
 logger = logging.getLogger(__name__)
 
@@ -181,9 +180,8 @@ def prepare_clip(entry: ManifestEntry, position: int, encoders: Encoders,
 
 
 def _save_atomic(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
 
 
 def write_unconditional(out: Path, encoders: Encoders, settings: PrepareSettings) -> None:

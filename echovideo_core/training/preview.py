@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from echovideo_core.training.config import TrainConfig
-from echovideo_core.training.data import PreparedDataset, write_json_atomic
+from echovideo_core.atomic import write_json_atomic
+from echovideo_core.training.data import PreparedDataset
 
 logger = logging.getLogger(__name__)
 

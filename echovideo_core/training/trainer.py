@@ -27,6 +27,7 @@ from accelerate.state import AcceleratorState
 from accelerate.utils import set_seed
 from diffusers.optimization import get_scheduler
 
+from echovideo_core.atomic import write_text_atomic
 from echovideo_core.loading import load_transformer
 from echovideo_core.rotary import rotary_embeddings
 from echovideo_core.training import checkpoint as ckpt
@@ -231,9 +232,7 @@ def _truncate_metrics(path: Path, step: int) -> None:
     """Drop records after `step` (left by a run that was killed after its last checkpoint)."""
     if path.is_file():
         kept = [r for r in _records(path) if r["step"] <= step]
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
-        os.replace(tmp, path)
+        write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in kept))
 
 
 def read_metrics(output_dir: str | Path) -> list[dict[str, Any]]:
