@@ -70,11 +70,12 @@ def _astronaut_landmarks() -> np.ndarray:
     grey = cv2.GaussianBlur(cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY).astype(np.float32), (5, 5), 0)
 
     def darkest(x0, x1):
-        y0, y1 = r + int(0.2 * h), r + int(0.5 * h)
+        # below the brow line and inside the cheeks: the box's top corners can hold hair
+        y0, y1 = r + int(0.3 * h), r + int(0.5 * h)
         iy, ix = np.unravel_index(np.argmin(grey[y0:y1, x0:x1]), (y1 - y0, x1 - x0))
         return np.array([x0 + ix, y0 + iy], dtype=np.float64)
 
-    eyes = np.stack([darkest(c + int(0.1 * w), c + int(0.5 * w)), darkest(c + int(0.5 * w), c + int(0.9 * w))])
+    eyes = np.stack([darkest(c + int(0.15 * w), c + int(0.5 * w)), darkest(c + int(0.5 * w), c + int(0.85 * w))])
     template_to_photo, _ = cv2.estimateAffinePartial2D(arcface_template()[:2], eyes)
     return transform_points(template_to_photo, arcface_template())
 
