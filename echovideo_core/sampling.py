@@ -1,25 +1,70 @@
-"""The denoising loop: CFG batched [uncond, cond], CogVideoXDPMScheduler, one hook per step.
+"""The denoising loop: CFG batched [uncond, cond], a CogVideoX scheduler, one hook per step.
 
 Every random draw comes from the run's generator in the release's order: the caller draws
-the initial noise and the face-latent sample first, then each scheduler step draws its
-noise (steps with a second-order update draw twice and use the second draw; the last step
-draws and discards). The fused conditioning is an input: it is computed once per run by the
-caller, not at every step as the release does (the result is identical).
+the initial noise and the face-latent sample first, then each DPM step draws its noise
+(steps with a second-order update draw twice and use the second draw; the last step draws
+and discards; DDIM draws nothing). The fused conditioning is an input: it is computed once
+per run by the caller, not at every step as the release does (the result is identical).
+
+Schedulers (`SamplingSettings.scheduler`), both from diffusers and both configured from the
+model's scheduler settings: "dpm" (CogVideoXDPMScheduler, the release's 2nd-order sampler)
+and "ddim" (CogVideoXDDIMScheduler, first order, no noise draws). Adding one = one entry in
+`SCHEDULERS` and, if its `step` differs, one branch in `scheduler_step`.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Protocol, Sequence
+from typing import Callable, Mapping, Protocol, Sequence
 
 import torch
-from diffusers import CogVideoXDPMScheduler
+from diffusers import CogVideoXDDIMScheduler, CogVideoXDPMScheduler
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
+from echovideo_core.errors import InvalidInputError
 from echovideo_core.guidance import guided_output
+from echovideo_core.numerics import CfgSchedule, cfg_schedule_from
+from echovideo_core.validation import check_guidance, check_num_frames, check_size, check_steps
 
 OnStep = Callable[[int, int, torch.Tensor], None]
 """on_step(step, total, latents): called after each step with the step's (B, F', C, h, w)
 float32 latents; the CLI drives tqdm with it, ComfyUI its progress bar (which may raise to
 interrupt: exceptions propagate, nothing here catches them)."""
+
+SCHEDULERS: dict[str, type[SchedulerMixin]] = {"dpm": CogVideoXDPMScheduler, "ddim": CogVideoXDDIMScheduler}
+SCHEDULER_ALIASES: dict[str, str] = {"CogVideoXDPM": "dpm", "CogVideoXDDIM": "ddim"}  # the sampler node's names
+
+
+def scheduler_from(name: str) -> str:
+    """A scheduler name ("dpm", "ddim"; the node's "CogVideoXDPM" / "CogVideoXDDIM" too)."""
+    name = SCHEDULER_ALIASES.get(name, name)
+    if name not in SCHEDULERS:
+        raise InvalidInputError(f"scheduler must be one of {', '.join(SCHEDULERS)}; got {name!r}")
+    return name
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    """One run's size and sampling choices (pixels; frames = 4k + 1; see validation.py)."""
+
+    height: int = 480
+    width: int = 848
+    num_frames: int = 49
+    num_inference_steps: int = 50
+    guidance_scale: float = 6.0
+    cfg_schedule: CfgSchedule = "timestep"
+    scheduler: str = "dpm"
+    allow_long_video: bool = False
+
+    def check(self, temporal_compression: int = 4) -> "SamplingSettings":
+        """Every limit of the model, each with its own message; returns the settings with
+        older spellings of the switches mapped onto the vocabulary."""
+        check_size(self.height, self.width)
+        check_num_frames(self.num_frames, allow_long_video=self.allow_long_video,
+                         temporal_compression=temporal_compression)
+        check_steps(self.num_inference_steps)
+        check_guidance(self.guidance_scale)
+        return SamplingSettings(**{**self.__dict__, "cfg_schedule": cfg_schedule_from(self.cfg_schedule),
+                                   "scheduler": scheduler_from(self.scheduler)})
 
 
 class DenoisingModel(Protocol):
@@ -52,11 +97,21 @@ class SamplingInputs:
     do_cfg: bool
 
 
-def make_scheduler(config: dict, num_inference_steps: int) -> CogVideoXDPMScheduler:
-    """A fresh scheduler for one run, so no step counter or state leaks between runs."""
-    scheduler = CogVideoXDPMScheduler.from_config(config)
+def make_scheduler(config: Mapping, num_inference_steps: int, name: str = "dpm") -> SchedulerMixin:
+    """A fresh scheduler of kind `name` for one run, so no step counter or state leaks between runs."""
+    scheduler = SCHEDULERS[scheduler_from(name)].from_config(dict(config))
     scheduler.set_timesteps(num_inference_steps, device="cpu")
     return scheduler
+
+
+def scheduler_step(scheduler: SchedulerMixin, velocity: torch.Tensor, previous_x0: torch.Tensor | None,
+                   timesteps: torch.Tensor, i: int, latents: torch.Tensor, generator: torch.Generator | None
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """One update; returns (next latents, predicted original sample)."""
+    if isinstance(scheduler, CogVideoXDPMScheduler):
+        return scheduler.step(velocity, previous_x0, timesteps[i], timesteps[i - 1] if i > 0 else None, latents,
+                              eta=0.0, generator=generator, return_dict=False)
+    return scheduler.step(velocity, timesteps[i], latents, eta=0.0, generator=generator, return_dict=False)
 
 
 def _model_input(latents: torch.Tensor, face_latent: torch.Tensor, do_cfg: bool) -> torch.Tensor:
@@ -68,7 +123,7 @@ def _model_input(latents: torch.Tensor, face_latent: torch.Tensor, do_cfg: bool)
 @torch.no_grad()
 def denoise(
     model: DenoisingModel,
-    scheduler: CogVideoXDPMScheduler,
+    scheduler: SchedulerMixin,
     inputs: SamplingInputs,
     *,
     generator: torch.Generator | None,
@@ -92,10 +147,7 @@ def denoise(
         if inputs.do_cfg:
             uncond, cond = velocity.chunk(2)
             velocity = guided_output(uncond, cond, inputs.guidance[i])
-        latents, previous_x0 = scheduler.step(
-            velocity, previous_x0, t, timesteps[i - 1] if i > 0 else None, latents,
-            eta=0.0, generator=generator, return_dict=False,
-        )
+        latents, previous_x0 = scheduler_step(scheduler, velocity, previous_x0, timesteps, i, latents, generator)
         latents = latents.float()
         if on_step is not None:
             on_step(i, total, latents)
