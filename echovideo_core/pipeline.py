@@ -33,6 +33,7 @@ from echovideo_core.face_features import FaceFeatures, check_arcface, check_iden
 from echovideo_core.face_latent import FaceLatent
 from echovideo_core.geometry import vae_temporal_factor
 from echovideo_core.guidance import uses_guidance
+from echovideo_core.identity import IdentityControls
 from echovideo_core.loading.components import RELEASED_FOLDERS, check_released_folder, load_scheduler
 from echovideo_core.loading.siglip import SiglipEncoder, load_siglip
 from echovideo_core.loading.text_encoder import load_t5, load_tokenizer
@@ -188,14 +189,14 @@ class EchoVideoPipeline:
                 height: int, width: int, num_frames: int, num_inference_steps: int, guidance_scale: float,
                 use_dynamic_cfg: bool = True, mode: str = "as_released", generator: torch.Generator | None,
                 on_step: OnStep | None = None, cfg_schedule: CfgSchedule | None = None,
-                scheduler: str = "dpm") -> torch.Tensor:
+                scheduler: str = "dpm", identity: IdentityControls = IdentityControls()) -> torch.Tensor:
         """The sampling loop on a fresh scheduler; returns the final float32 latents."""
         settings = SamplingSettings(
             height=height, width=width, num_frames=num_frames, num_inference_steps=num_inference_steps,
             guidance_scale=guidance_scale, scheduler=scheduler,
             cfg_schedule=_numerics(mode, use_dynamic_cfg, None, cfg_schedule).cfg_schedule)
         return stages.denoise(self.model, conditioning, face_latent, noise, settings, generator=generator,
-                              on_step=on_step)
+                              on_step=on_step, identity=identity)
 
     def decode(self, latents: torch.Tensor, *, dtype: torch.dtype = torch.float16,
                tiling: bool = False, slicing: bool = False) -> DecodedFrames:
@@ -213,13 +214,15 @@ class EchoVideoPipeline:
         mode: str = "as_released", allow_long_video: bool = False,
         vae_tiling: bool = False, vae_slicing: bool = False,
         feature_rounding: FeatureRounding | None = None, cfg_schedule: CfgSchedule | None = None,
-        scheduler: str = "dpm",
+        scheduler: str = "dpm", identity_strength: float = 1.0, identity_steps: tuple[int, int] | None = None,
+        identity_guidance: float | None = None,
     ) -> EchoVideoPipelineOutput:
         """Generate one video. `face_image` is the prepared (H, W, 3) uint8 identity image,
         `arcface_embedding` the raw (512,) or (1, 512) ArcFace vector (numpy or torch).
         `callback(step, total, latents)` runs after every step (progress, preview, interrupt).
         `use_dynamic_cfg=False` is `cfg_schedule="constant"`; `scheduler` is "dpm" (the
-        release's) or "ddim".
+        release's) or "ddim". `identity_strength`, `identity_steps` (A, B) timesteps and
+        `identity_guidance` are the identity controls (identity.py), off by default.
         """
         numerics = _numerics(mode, use_dynamic_cfg, feature_rounding, cfg_schedule)
         check_options(output_type, decode_dtype, prompt, negative_prompt)
@@ -231,6 +234,7 @@ class EchoVideoPipeline:
         face_image = check_identity_image(face_image)
         check_arcface(arcface_embedding)
         check_generator(generator)
+        identity = IdentityControls(strength=identity_strength, steps=identity_steps, guidance=identity_guidance)
         self._require("text_encoder", "tokenizer", "siglip")
 
         text = stages.encode_text(self._text_encoder(), prompt, negative_prompt,
@@ -238,7 +242,8 @@ class EchoVideoPipeline:
         face = stages.face_features(self._face_encoder(), face_image, arcface_embedding,
                                     feature_rounding=numerics.feature_rounding)
         conditioning = stages.fuse(self.model, text, face.uncond, face.cond, do_cfg=uses_guidance(guidance_scale))
-        latents = stages.sample(self.model, conditioning, face_image, settings, generator=generator, on_step=callback)
+        latents = stages.sample(self.model, conditioning, face_image, settings, generator=generator, on_step=callback,
+                                identity=identity)
         latents = latents.to(self.device)
         if output_type == "latent":
             return EchoVideoPipelineOutput(frames=None, latents=latents)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
@@ -35,8 +35,11 @@ from echovideo_core.guidance import guidance_scales, uses_guidance
 from echovideo_core.numerics import FeatureRounding, feature_rounding_from
 from echovideo_core.placement import MakeRoom, running_on
 from echovideo_core.rotary import rotary_embeddings
-from echovideo_core.sampling import OnStep, SamplingInputs, SamplingSettings, denoise as denoise_loop, make_scheduler
+from echovideo_core.identity import IdentityControls, scaled_identity
+from echovideo_core.sampling import (GuidancePlan, OnStep, SamplingInputs, SamplingSettings, denoise as denoise_loop,
+                                     make_scheduler)
 from echovideo_core.text import PromptEmbeddings, encode_prompt
+from echovideo_core.errors import InvalidInputError
 from echovideo_core.validation import check_generator
 
 logger = logging.getLogger(__name__)
@@ -72,10 +75,17 @@ class FaceEncoding:
 @dataclass(frozen=True)
 class Conditioning:
     """tokens: (2B, 226, D_text) fused IITF tokens [uncond ; cond] with CFG, (B, 226, D_text)
-    without; the transformer reads them in place of T5 at every step."""
+    without; the transformer reads them in place of T5 at every step.
+
+    text / no_face: the prompt's T5 embeddings and the "no face" features (black SigLIP, zero
+    ArcFace) that made them, kept so that the identity controls can fuse the text-only
+    tokens when they are used (`text_only_tokens`); nothing is computed for them otherwise.
+    """
 
     tokens: torch.Tensor
     do_cfg: bool
+    text: torch.Tensor | None = None
+    no_face: FaceFeatures | None = None
 
 
 def seeded_generator(seed: int) -> torch.Generator:
@@ -138,7 +148,20 @@ def fuse(model: EchoVideoModel, text: TextEncoding, uncond: FaceFeatures, cond: 
     with running_on(transformer, model.placement, make_room), torch.no_grad():
         device = transformer.device
         tokens = transformer.fuse(embeds.to(device), siglip.to(device), arcface.to(device))
-    return Conditioning(tokens=tokens, do_cfg=do_cfg)
+    return Conditioning(tokens=tokens, do_cfg=do_cfg, text=text.positive.embeds, no_face=uncond)
+
+
+def text_only_tokens(model: EchoVideoModel, conditioning: Conditioning) -> torch.Tensor:
+    """(B, 226, D) fusion of the prompt with the "no face" features: the text-only model
+    (what CFG dropout of the face trained), for the identity controls."""
+    if conditioning.text is None or conditioning.no_face is None:
+        raise InvalidInputError("this conditioning was made without its prompt embeddings: fuse it again to use "
+                                "the identity controls")
+    transformer = model.transformer
+    with torch.no_grad():
+        device = transformer.device
+        no_face = conditioning.no_face
+        return transformer.fuse(conditioning.text.to(device), no_face.siglip.to(device), no_face.arcface.to(device))
 
 
 def branches_for(conditioning: Conditioning, guidance_scale: float) -> Conditioning:
@@ -146,7 +169,7 @@ def branches_for(conditioning: Conditioning, guidance_scale: float) -> Condition
     conditional half of a two-branch conditioning is run."""
     if uses_guidance(guidance_scale) or not conditioning.do_cfg:
         return conditioning
-    return Conditioning(tokens=conditioning.tokens[conditioning.tokens.shape[0] // 2 :], do_cfg=False)
+    return replace(conditioning, tokens=conditioning.tokens[conditioning.tokens.shape[0] // 2 :], do_cfg=False)
 
 
 # ---- latents --------------------------------------------------------------------------
@@ -168,9 +191,25 @@ def face_latent(model: EchoVideoModel, identity_image: np.ndarray, settings: Sam
                               num_frames=settings.num_frames, generator=generator)
 
 
+def guidance_plan(model: EchoVideoModel, conditioning: Conditioning, settings: SamplingSettings,
+                  timesteps: Sequence[int], identity: IdentityControls = IdentityControls()) -> GuidancePlan:
+    """The branches each step runs: the release's two-branch CFG, plus what the identity
+    controls ask for (identity.py); without controls nothing else is computed."""
+    conditioning = branches_for(conditioning, settings.guidance_scale)
+    scales = guidance_scales(settings.guidance_scale, list(timesteps), settings.cfg_schedule)
+    if not identity.active:
+        return GuidancePlan(conditioning=conditioning.tokens, guidance=scales, do_cfg=conditioning.do_cfg)
+    text_only = text_only_tokens(model, conditioning)
+    tokens = conditioning.tokens
+    half = tokens.shape[0] // 2 if conditioning.do_cfg else 0
+    cond = scaled_identity(tokens[half:], text_only.to(tokens.dtype), identity.strength)
+    return GuidancePlan(conditioning=torch.cat([tokens[:half], cond]), guidance=scales, do_cfg=conditioning.do_cfg,
+                        text_only=text_only, window=identity.window, identity_scale=identity.guidance)
+
+
 def denoise(model: EchoVideoModel, conditioning: Conditioning, face: FaceLatent, noise: torch.Tensor,
             settings: SamplingSettings, *, generator: torch.Generator | None,
-            on_step: OnStep | None = None) -> torch.Tensor:
+            on_step: OnStep | None = None, identity: IdentityControls = IdentityControls()) -> torch.Tensor:
     """The sampling loop on a fresh scheduler; returns the final (1, F', C, h, w) float32 latents."""
     transformer = model.transformer
     scheduler = make_scheduler(model.scheduler.config, settings.num_inference_steps, settings.scheduler)
@@ -178,16 +217,14 @@ def denoise(model: EchoVideoModel, conditioning: Conditioning, face: FaceLatent,
     if transformer.config.use_rotary_positional_embeddings:
         rotary = rotary_embeddings(transformer.config, height=settings.height, width=settings.width,
                                    num_frames=settings.num_frames, device=transformer.device)
-    conditioning = branches_for(conditioning, settings.guidance_scale)
-    scales = guidance_scales(settings.guidance_scale, scheduler.timesteps.tolist(), settings.cfg_schedule)
-    inputs = SamplingInputs(noise=noise, face_latent=face.latents, conditioning=conditioning.tokens,
-                            rotary=rotary, guidance=scales, do_cfg=conditioning.do_cfg)
+    plan = guidance_plan(model, conditioning, settings, scheduler.timesteps.tolist(), identity)
+    inputs = SamplingInputs(noise=noise, face_latent=face.latents, plan=plan, rotary=rotary)
     return denoise_loop(transformer, scheduler, inputs, generator=generator, on_step=on_step)
 
 
 def sample(model: EchoVideoModel, conditioning: Conditioning, identity_image: np.ndarray,
            settings: SamplingSettings, *, generator: torch.Generator | None, on_step: OnStep | None = None,
-           make_room: MakeRoom | None = None) -> torch.Tensor:
+           make_room: MakeRoom | None = None, identity: IdentityControls = IdentityControls()) -> torch.Tensor:
     """Noise -> face latent -> denoising loop: final latents (1, F', C, H/8, W/8) float32 on the CPU."""
     settings = settings.check(vae_temporal_factor(model.vae))
     check_generator(generator)
@@ -196,7 +233,7 @@ def sample(model: EchoVideoModel, conditioning: Conditioning, identity_image: np
         face = face_latent(model, identity_image, settings, generator)  # RNG draw 2
     with running_on(model.transformer, model.placement, make_room):
         return denoise(model, conditioning, face, noise.to(model.transformer.device), settings,
-                       generator=generator, on_step=on_step).cpu()
+                       generator=generator, on_step=on_step, identity=identity).cpu()
 
 
 # ---- frames ---------------------------------------------------------------------------

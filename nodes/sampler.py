@@ -5,6 +5,7 @@ latents; values are in the DiT's space (VAE latents x 0.7), F' = (frames - 1) / 
 """
 from __future__ import annotations
 
+from echovideo_core.identity import IdentityControls
 from echovideo_core.interchange import to_comfy_latent
 from echovideo_core.numerics import CFG_SCHEDULES, cfg_schedule_from
 from echovideo_core.sampling import SCHEDULER_ALIASES, SamplingSettings
@@ -38,17 +39,25 @@ class EchoVideoSampler:
             "dynamic_cfg": (list(CFG_SCHEDULES), {"default": "timestep", "tooltip": CFG_TIP}),
             "seed": ("INT", {"default": 42, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "control_after_generate": True, "tooltip": "Same seed and settings give the same video."}),
             "scheduler": (list(SCHEDULER_ALIASES), {"default": "CogVideoXDPM", "tooltip": "CogVideoXDPM: the release's sampler (2nd-order DPM, v-prediction); CogVideoXDDIM: first-order DDIM, no noise draws."}),
+        }, "optional": {
+            "identity_strength": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 3.0, "step": 0.05, "tooltip": "The face's share of the fused tokens: 1 as released, 0 text only, above 1 stronger identity (may look pasted)."}),
+            "identity_start": ("INT", {"default": 0, "min": 0, "max": 1000, "tooltip": "Lowest timestep (0..1000) at which the face conditioning applies; 0 = to the end."}),
+            "identity_end": ("INT", {"default": 1000, "min": 0, "max": 1000, "tooltip": "Highest timestep at which it applies; lower it (e.g. 600) to leave the first, layout-setting steps to the prompt (more motion)."}),
+            "identity_guidance": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 30.0, "step": 0.1, "tooltip": "0 = off. Otherwise a separate identity guidance scale: a third, text-only branch per step (1.5x the time)."}),
         }}
 
     @classmethod
     def VALIDATE_INPUTS(cls, dynamic_cfg="timestep"):
         return comfy.valid_choice(cfg_schedule_from, dynamic_cfg)  # older workflows: as_released / corrected / off
 
-    def sample(self, model, conditioning, face, width, height, frames, steps, cfg, dynamic_cfg, seed, scheduler):
+    def sample(self, model, conditioning, face, width, height, frames, steps, cfg, dynamic_cfg, seed, scheduler,
+               identity_strength=1.0, identity_start=0, identity_end=1000, identity_guidance=0.0):
         settings = SamplingSettings(height=height, width=width, num_frames=frames, num_inference_steps=steps,
                                     guidance_scale=cfg, cfg_schedule=cfg_schedule_from(dynamic_cfg), scheduler=scheduler)
+        identity = IdentityControls(strength=identity_strength, steps=(identity_start, identity_end),
+                                    guidance=identity_guidance or None)
         latents = sample(model, conditioning, face.identity_image, settings, generator=seeded_generator(seed),
-                         on_step=comfy.step_callback(steps), make_room=comfy.make_room)
+                         on_step=comfy.step_callback(steps), make_room=comfy.make_room, identity=identity)
         comfy.release_cache()
         return ({"samples": to_comfy_latent(latents)},)
 

@@ -146,3 +146,16 @@ def test_missing_face_models_name_the_folders_and_files(tiny_kit):
     assert "scrfd_10g_bnkps.onnx + glintr100.onnx" in str(err.value) and str(tiny_kit / "insightface") in str(err.value)
     with pytest.raises(MissingModelFilesError, match="parsing_bisenet.pth .*facexlib"):
         node("EchoVideoFaceModelsLoader").load("insightface/models/antelopev2", "facexlib/gone.pth", "echovideo/EchoVideo", "fp32")
+
+
+def test_sampler_identity_inputs_reach_the_identity_controls(basic_run, tiny_kit):
+    face, prompt = basic_run["5"][0], api_workflow("echovideo_basic")["6"]["inputs"]["prompt"]
+    pipe = EchoVideoPipeline.from_pretrained(tiny_kit / "echovideo" / "EchoVideo", torch_dtype=torch.bfloat16)
+    expected = pipe(face.identity_image, face.arcface, prompt, negative_prompt="", height=48, width=80, num_frames=5,
+                    num_inference_steps=3, guidance_scale=6.0, identity_strength=0.5, identity_steps=(0, 700),
+                    identity_guidance=2.0, generator=torch.Generator("cpu").manual_seed(3), output_type="latent").latents
+    latent = node("EchoVideoSampler").sample(basic_run["1"][0], basic_run["7"][0], face, width=80, height=48, frames=5,
+                                             steps=3, cfg=6.0, dynamic_cfg="timestep", seed=3, scheduler="CogVideoXDPM",
+                                             identity_strength=0.5, identity_start=0, identity_end=700,
+                                             identity_guidance=2.0)[0]
+    assert torch.equal(from_comfy_latent(latent["samples"]), expected.cpu())

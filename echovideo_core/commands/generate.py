@@ -20,6 +20,7 @@ from tqdm import tqdm
 from echovideo_core.dtypes import DTYPE_NAMES, dtype_from_name
 from echovideo_core.errors import InvalidInputError
 from echovideo_core.face.errors import FaceError
+from echovideo_core.identity import parse_identity_steps
 from echovideo_core.lora import LoraMismatchError
 from echovideo_core.numerics import CFG_SCHEDULES, FEATURE_ROUNDINGS, MODES
 from echovideo_core.sampling import SCHEDULERS
@@ -62,6 +63,15 @@ def add_generation_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scheduler", choices=tuple(SCHEDULERS), default="dpm",
                         help="dpm: the release's CogVideoX DPM sampler (default); ddim: CogVideoX DDIM")
     parser.add_argument("--negative-prompt", default=None, help='negative prompt (default "")')
+    parser.add_argument("--identity-strength", type=float, default=1.0,
+                        help="scale of the face's share of the fused tokens: 1 = as released (default), 0 = text only, "
+                             ">1 stronger identity")
+    parser.add_argument("--identity-steps", type=_identity_steps, default=None, metavar="A:B",
+                        help="timesteps (0..1000) where the face conditioning applies, e.g. 0:600 keeps it out of "
+                             "the first, layout-setting steps (default: all)")
+    parser.add_argument("--identity-guidance", type=float, default=None, metavar="G",
+                        help="separate identity guidance scale: a third, text-only branch per step (1.5x the time); "
+                             "v = uncond + g (text - uncond) + G (face - text)")
     parser.add_argument("--dtype", choices=DTYPE_NAMES, default=None,
                         help="model dtype (default bf16 on CUDA, fp32 on CPU)")
     parser.add_argument("--decode-dtype", choices=DTYPE_NAMES, default=None,
@@ -74,6 +84,13 @@ def add_generation_options(parser: argparse.ArgumentParser) -> None:
                         help="LoRA .safetensors to merge into the transformer (repeatable)")
     parser.add_argument("--lora-strength", type=float, action="append", default=[],
                         help="strength of each --lora, in order (default 1.0)")
+
+
+def _identity_steps(text: str) -> tuple[int, int]:
+    try:
+        return parse_identity_steps(text)
+    except InvalidInputError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -149,6 +166,8 @@ def generate_video(args: argparse.Namespace, model_dir: Path, identity: np.ndarr
                    width=width, num_frames=args.frames, num_inference_steps=args.steps,
                    guidance_scale=args.guidance, use_dynamic_cfg=not args.no_dynamic_cfg,
                    feature_rounding=args.feature_rounding, cfg_schedule=args.cfg_schedule, scheduler=args.scheduler,
+                   identity_strength=args.identity_strength, identity_steps=args.identity_steps,
+                   identity_guidance=args.identity_guidance,
                    generator=seeded_generator(args.seed), mode=args.mode,
                    decode_dtype=decode_dtype, callback=lambda step, total, latents: bar.update(1))
     frames = out.frames[0]
