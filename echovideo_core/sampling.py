@@ -22,6 +22,37 @@ float32 latents; the CLI drives tqdm with it, ComfyUI its progress bar (which ma
 interrupt: exceptions propagate, nothing here catches them)."""
 
 
+@dataclass(frozen=True)
+class ModelInputs:
+    """One step's transformer inputs, batched [uncond ; cond] with CFG.
+
+    hidden: (nB, F', 2C, h, w) in the model dtype; timestep: (nB,) int64; conditioning:
+    (nB, 226, D); rotary: the (cos, sin) tables or None; step / total: where the loop is;
+    do_cfg: whether the batch holds two guidance branches (n = 2) or one (n = 1).
+    """
+
+    hidden: torch.Tensor
+    timestep: torch.Tensor
+    conditioning: torch.Tensor
+    rotary: tuple[torch.Tensor, torch.Tensor] | None
+    step: int
+    total: int
+    do_cfg: bool
+
+
+ModelCall = Callable[["DenoisingModel", ModelInputs], torch.Tensor]
+"""model_call(model, inputs) -> (nB, F', C, h, w) float32 velocity in the batch's branch order.
+The one place where the loop calls the transformer, so speed options (sequential guidance
+branches, step-cache contexts, CFG-parallel ranks: echovideo_core.acceleration) plug in
+without touching the loop."""
+
+
+def batched_call(model: "DenoisingModel", inputs: ModelInputs) -> torch.Tensor:
+    """The default: both guidance branches in one batched transformer call."""
+    return model(inputs.hidden, timestep=inputs.timestep, conditioning=inputs.conditioning,
+                 image_rotary_emb=inputs.rotary).sample.float()
+
+
 class DenoisingModel(Protocol):
     """What the loop needs from the transformer (EchoVideoTransformer3DModel fits)."""
 
@@ -73,8 +104,10 @@ def denoise(
     *,
     generator: torch.Generator | None,
     on_step: OnStep | None = None,
+    model_call: ModelCall = batched_call,
 ) -> torch.Tensor:
-    """Run every scheduler timestep; returns the final (B, F', C, h, w) float32 latents."""
+    """Run every scheduler timestep; returns the final (B, F', C, h, w) float32 latents.
+    `model_call` runs the transformer for one step (default: batched guidance branches)."""
     timesteps = scheduler.timesteps
     total = len(timesteps)
     if len(inputs.guidance) != total:
@@ -87,8 +120,7 @@ def denoise(
     for i, t in enumerate(timesteps):
         hidden = _model_input(latents, face_latent, inputs.do_cfg).to(device, model.dtype)
         t_batch = t.expand(hidden.shape[0]).to(device, torch.int64)
-        velocity = model(hidden, timestep=t_batch, conditioning=conditioning,
-                         image_rotary_emb=inputs.rotary).sample.float()
+        velocity = model_call(model, ModelInputs(hidden, t_batch, conditioning, inputs.rotary, i, total, inputs.do_cfg))
         if inputs.do_cfg:
             uncond, cond = velocity.chunk(2)
             velocity = guided_output(uncond, cond, inputs.guidance[i])
