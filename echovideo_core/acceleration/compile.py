@@ -4,8 +4,8 @@ The 42 blocks share one code path and one input shape, so Dynamo compiles the bl
 (later blocks reuse the graph) and the warm-up costs one block's compilation instead of the
 whole model's (the recipe diffusers' `compile_repeated_blocks` follows; our parent class
 declares no `_repeated_blocks`, so the blocks are named here). Only the block's own
-`forward` is compiled, before any cache or counter hook wraps it: the caches' Python
-decisions (`.item()`, per-branch state) stay eager and cause no graph breaks.
+`forward` is compiled (a hook registered before any cache or counter hook): the caches'
+Python decisions (`.item()`, per-branch state) stay eager and cause no graph breaks.
 
 The first call after `compile_blocks` pays the compilation (the warm-up, which the bench
 reports separately from the steady time per step). Compiled kernels fuse and reorder float
@@ -17,20 +17,38 @@ from contextlib import contextmanager
 from typing import Iterator
 
 import torch
+from diffusers.hooks import HookRegistry, ModelHook
 
 from echovideo_core.acceleration.counting import transformer_blocks
 
+COMPILE_HOOK = "echovideo_regional_compile"
+
+
+class _CompiledForward(ModelHook):
+    """Runs the compiled version of the forward it wraps (a diffusers hook, so it comes off
+    cleanly whatever other hooks were added after it)."""
+
+    def __init__(self, compile_kwargs: dict) -> None:
+        super().__init__()
+        self.compile_kwargs = compile_kwargs
+        self.compiled = None
+
+    def new_forward(self, module: torch.nn.Module, *args, **kwargs):
+        if self.compiled is None:
+            self.compiled = torch.compile(self.fn_ref.original_forward, **self.compile_kwargs)
+        return self.compiled(*args, **kwargs)
+
 
 def compile_blocks(transformer: torch.nn.Module, **compile_kwargs) -> None:
-    """Replace each block's forward by its compiled version (in place, instance attribute)."""
+    """Compile each block's forward (lazily, at its first call)."""
     for block in transformer_blocks(transformer):
-        block.forward = torch.compile(block.forward, **compile_kwargs)
+        HookRegistry.check_if_exists_or_initialize(block).register_hook(_CompiledForward(compile_kwargs), COMPILE_HOOK)
 
 
 def uncompile_blocks(transformer: torch.nn.Module) -> None:
-    """Back to the class's eager forward."""
+    """Back to the eager forward."""
     for block in transformer_blocks(transformer):
-        block.__dict__.pop("forward", None)
+        HookRegistry.check_if_exists_or_initialize(block).remove_hook(COMPILE_HOOK, recurse=False)
 
 
 @contextmanager
