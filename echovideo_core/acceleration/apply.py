@@ -20,7 +20,7 @@ import torch
 
 from echovideo_core.acceleration.attention import attention_backend, check_attention_backend
 from echovideo_core.acceleration.branches import branch_call
-from echovideo_core.acceleration.cache import step_cache
+from echovideo_core.acceleration.cache import require_mag_ratios, step_cache
 from echovideo_core.acceleration.compile import compiled_blocks
 from echovideo_core.acceleration.counting import BlockCount, count_block_evaluations
 from echovideo_core.acceleration.options import SpeedOptionError, SpeedOptions
@@ -42,9 +42,10 @@ class Acceleration:
 
 
 def check_speed_options(options: SpeedOptions, device: torch.device | str,
-                        parallel: ParallelSetup = SINGLE_PROCESS) -> None:
+                        parallel: ParallelSetup = SINGLE_PROCESS, mag_ratios: Sequence[float] | None = None) -> None:
     """Every check that can fail before a model loads, one clear line each."""
     check_attention_backend(options.attention, device)
+    require_mag_ratios(options.cache, mag_ratios)
     if options.parallel != parallel.mode:
         raise SpeedOptionError(f"--parallel {options.parallel} needs a process group set up for it "
                                f"(init_parallel / parallel_run), this process has {parallel.mode!r}")
@@ -67,7 +68,7 @@ def accelerated(transformer: torch.nn.Module, options: SpeedOptions, *, num_infe
     """Apply `options` to `transformer` for the `with`; yields the loop's model_call and the
     block counter. `mag_ratios` feeds --cache magcache (see cache.record_mag_ratios);
     `parallel` comes from parallel.parallel_run under torchrun."""
-    check_speed_options(options, transformer.device, parallel)
+    check_speed_options(options, transformer.device, parallel, mag_ratios)
     sequence_parallel = parallel.ulysses_degree > 1
     with ExitStack() as stack:
         stack.enter_context(attention_backend(transformer, options.attention, dispatch=sequence_parallel))

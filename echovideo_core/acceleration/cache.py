@@ -37,16 +37,21 @@ from echovideo_core.acceleration.teacache import apply_teacache, remove_teacache
 MAG_RECORDER_HOOK = "echovideo_mag_ratio_recorder"
 
 
+def require_mag_ratios(spec: CacheSpec, mag_ratios: Sequence[float] | None) -> None:
+    """MagCache cannot run without ratios: one line saying where they come from."""
+    if spec.kind == "magcache" and mag_ratios is None:
+        raise SpeedOptionError(
+            f"--cache {spec} needs magnitude ratios calibrated for this checkpoint and step count (none are "
+            "published for CogVideoX-5B/EchoVideo): measure them with record_mag_ratios in an uncached run "
+            "(echovideo bench does), or use --cache fbc:T or teacache:T")
+
+
 def _diffusers_config(spec: CacheSpec, num_inference_steps: int, mag_ratios: Sequence[float] | None):
     from diffusers.hooks import FirstBlockCacheConfig, MagCacheConfig
 
     if spec.kind == "fbc":
         return FirstBlockCacheConfig(threshold=spec.threshold)
-    if mag_ratios is None:
-        raise SpeedOptionError(
-            f"--cache {spec} needs magnitude ratios calibrated for this checkpoint and step count (none are "
-            "published for CogVideoX-5B/EchoVideo): measure them with record_mag_ratios in an uncached run "
-            "(echovideo bench does), or use --cache fbc:T or teacache:T")
+    require_mag_ratios(spec, mag_ratios)
     return MagCacheConfig(threshold=spec.threshold, num_inference_steps=num_inference_steps,
                           mag_ratios=torch.tensor(list(mag_ratios), dtype=torch.float32))
 

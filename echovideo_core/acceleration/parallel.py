@@ -116,6 +116,16 @@ def check_sequence_split(ulysses_degree: int, *, heads: int, text_tokens: int, v
                                    f"divide by {ulysses_degree}; use another process count or size")
 
 
+def check_sequence_split_for(config: Any, setup: ParallelSetup, *, height: int, width: int, num_frames: int) -> None:
+    """check_sequence_split for a transformer config and a video size (no-op without Ulysses)."""
+    from echovideo_core.rotary import VAE_SPATIAL_COMPRESSION, latent_frame_count
+
+    grid = VAE_SPATIAL_COMPRESSION * int(config.patch_size)
+    video_tokens = latent_frame_count(num_frames) * (height // grid) * (width // grid)
+    check_sequence_split(setup.ulysses_degree, heads=int(config.num_attention_heads),
+                         text_tokens=int(config.max_text_seq_length), video_tokens=video_tokens)
+
+
 def init_parallel(mode: str, device: torch.device | str) -> ParallelSetup:
     """Join the process group torchrun prepared (or do nothing for mode "none")."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
