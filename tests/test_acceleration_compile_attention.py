@@ -44,7 +44,7 @@ def test_a_backend_that_cannot_run_here_is_one_line_naming_the_fix(backend):
     assert "\n" not in str(err.value)
 
 
-@pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,
+@pytest.mark.skipif(not any(shutil.which(name) for name in ("c++", "g++", "clang++")),
                     reason="torch.compile's CPU backend (inductor) needs a C++ compiler")
 def test_compiled_blocks_match_eager_to_float32_rounding(model, inputs, baseline):
     latents, evaluations = sample(model, inputs, SpeedOptions(compile=True))

@@ -21,7 +21,7 @@ import torch
 from echovideo_core.acceleration.attention import attention_backend, check_attention_backend
 from echovideo_core.acceleration.branches import branch_call
 from echovideo_core.acceleration.cache import require_mag_ratios, step_cache
-from echovideo_core.acceleration.compile import compiled_blocks
+from echovideo_core.acceleration.compile import check_compile, compiled_blocks
 from echovideo_core.acceleration.counting import BlockCount, count_block_evaluations
 from echovideo_core.acceleration.options import SpeedOptionError, SpeedOptions
 from echovideo_core.acceleration.parallel import (SINGLE_PROCESS, ParallelSetup, cfg_parallel_call,
@@ -45,6 +45,8 @@ def check_speed_options(options: SpeedOptions, device: torch.device | str,
                         parallel: ParallelSetup = SINGLE_PROCESS, mag_ratios: Sequence[float] | None = None) -> None:
     """Every check that can fail before a model loads, one clear line each."""
     check_attention_backend(options.attention, device)
+    if options.compile:
+        check_compile(device)
     require_mag_ratios(options.cache, mag_ratios)
     if options.parallel != parallel.mode:
         raise SpeedOptionError(f"--parallel {options.parallel} needs a process group set up for it "

@@ -13,6 +13,7 @@ operations, so results match eager to float32 rounding, not bit for bit.
 """
 from __future__ import annotations
 
+import shutil
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -20,8 +21,16 @@ import torch
 from diffusers.hooks import HookRegistry, ModelHook
 
 from echovideo_core.acceleration.counting import transformer_blocks
+from echovideo_core.acceleration.options import SpeedOptionError
 
 COMPILE_HOOK = "echovideo_regional_compile"
+
+
+def check_compile(device: torch.device | str) -> None:
+    """On a CPU, inductor writes C++ and needs a compiler: say so before any model loads."""
+    if torch.device(device).type == "cpu" and not any(shutil.which(name) for name in ("c++", "g++", "clang++")):
+        raise SpeedOptionError("--compile on a CPU needs a C++ compiler (g++ or clang++) on PATH; install one "
+                               "or leave out --compile")
 
 
 class _CompiledForward(ModelHook):
