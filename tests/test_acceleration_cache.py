@@ -109,3 +109,9 @@ def test_a_run_after_a_cancelled_one_starts_with_a_fresh_cache(model, inputs, ba
 def test_teacache_rescaling_never_goes_below_zero():
     assert rescaled_distance(0.0) == 0.0  # the fitted polynomial is -0.052 at 0
     assert rescaled_distance(0.05) > 0
+
+
+def test_teacache_rescaling_never_falls_as_the_input_change_grows():
+    values = [rescaled_distance(x / 100) for x in range(101)]
+    assert values == sorted(values)
+    assert rescaled_distance(0.5) > 0.5  # the raw quartic is -20 there

@@ -20,17 +20,22 @@ repository's CogVideoX example, `coefficients_dict["CogVideoX-5b"]`; our blocks 
 CogVideoX-5B's, so they apply as far as EchoVideo's fine-tuning left the embedding alone).
 The first and last steps always compute, as in the authors' CogVideoX setting.
 
-Two choices of ours: the rescaled distance is clipped at 0 (the fitted polynomial dips to
--0.05 near x = 0, a fitting artefact: a distance is never negative), so threshold 0 never
-skips and gives the uncached output exactly; and the hooks use diffusers' hook registry and
+Two choices of ours. The rescaling is made monotone and non-negative: the running maximum
+of f over [0, x], floored at 0. The fitted quartic is -0.05 at x = 0 and turns down beyond
+x ~ 0.26, below 0 beyond 0.33 (outside the range it was fitted on); read literally it would
+skip exactly the steps whose input changes most (and on random weights, whose time embedding
+changes by ~0.9 a step, it skipped every middle step). With the floor, threshold 0 never skips
+and gives the uncached output exactly. And the hooks use diffusers' hook registry and
 per-context state (`cache_context`), so TeaCache composes with the block counter, compile
 and the guidance-branch modes exactly like diffusers' own caches. Hand-written because
 diffusers 0.42 ships no TeaCache.
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Sequence
 
+import numpy as np
 import torch
 from diffusers.hooks import HookRegistry, ModelHook
 from diffusers.hooks.hooks import BaseState, StateManager
@@ -47,12 +52,25 @@ def relative_l1(current: torch.Tensor, previous: torch.Tensor) -> float:
     return float((current - previous).abs().mean() / previous.abs().mean())
 
 
-def rescaled_distance(distance: float, coefficients: Sequence[float] = COGVIDEOX_5B_COEFFICIENTS) -> float:
-    """f(distance) by Horner's rule, clipped at 0."""
+def _polynomial(x: float, coefficients: Sequence[float]) -> float:
     value = 0.0
-    for c in coefficients:
-        value = value * distance + c
-    return max(value, 0.0)
+    for c in coefficients:  # Horner's rule
+        value = value * x + c
+    return value
+
+
+@lru_cache(maxsize=8)
+def _turning_points(coefficients: tuple[float, ...]) -> tuple[float, ...]:
+    """Real x > 0 where f' = 0 (where a running maximum of f can sit)."""
+    roots = np.roots(np.polyder(np.asarray(coefficients, dtype=np.float64)))
+    return tuple(sorted(float(r.real) for r in roots if abs(r.imag) < 1e-12 and r.real > 0))
+
+
+def rescaled_distance(distance: float, coefficients: Sequence[float] = COGVIDEOX_5B_COEFFICIENTS) -> float:
+    """max(0, max of f over [0, distance]): the polynomial made monotone and non-negative."""
+    coefficients = tuple(coefficients)
+    candidates = [x for x in _turning_points(coefficients) if x < distance] + [distance]
+    return max(0.0, *(_polynomial(x, coefficients) for x in candidates))
 
 
 class TeaCacheState(BaseState):
