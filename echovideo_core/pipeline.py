@@ -31,7 +31,7 @@ from echovideo_core.face_latent import FaceLatent, encode_face_latent, vae_spati
 from echovideo_core.guidance import NumericMode, guidance_scales
 from echovideo_core.loading import load_transformer
 from echovideo_core.rotary import latent_frame_count, rotary_embeddings
-from echovideo_core.sampling import OnStep, SamplingInputs, denoise, make_scheduler
+from echovideo_core.sampling import ModelCall, OnStep, SamplingInputs, batched_call, denoise, make_scheduler
 from echovideo_core.text import PromptEmbeddings, encode_prompt, load_text_encoder, load_tokenizer
 from echovideo_core.transformer import EchoVideoTransformer3DModel
 from echovideo_core.validation import check_guidance, check_num_frames, check_options, check_size, check_steps
@@ -203,8 +203,9 @@ class EchoVideoPipeline:
     def denoise(self, conditioning: Conditioning, face_latent: FaceLatent, noise: torch.Tensor, *,
                 height: int, width: int, num_frames: int, num_inference_steps: int, guidance_scale: float,
                 use_dynamic_cfg: bool, mode: NumericMode, generator: torch.Generator | None,
-                on_step: OnStep | None = None) -> torch.Tensor:
-        """The sampling loop on a fresh scheduler; returns the final float32 latents."""
+                on_step: OnStep | None = None, model_call: ModelCall = batched_call) -> torch.Tensor:
+        """The sampling loop on a fresh scheduler; returns the final float32 latents.
+        `model_call` is the speed options' step call (echovideo_core.acceleration.accelerated)."""
         scheduler = make_scheduler(self.scheduler.config, num_inference_steps)
         rotary = None
         if self.transformer.config.use_rotary_positional_embeddings:
@@ -214,7 +215,7 @@ class EchoVideoPipeline:
                                  use_dynamic_cfg=use_dynamic_cfg, mode=mode)
         inputs = SamplingInputs(noise=noise, face_latent=face_latent.latents, conditioning=conditioning.tokens,
                                 rotary=rotary, guidance=scales, do_cfg=conditioning.do_cfg)
-        return denoise(self.transformer, scheduler, inputs, generator=generator, on_step=on_step)
+        return denoise(self.transformer, scheduler, inputs, generator=generator, on_step=on_step, model_call=model_call)
 
     def decode(self, latents: torch.Tensor, *, dtype: torch.dtype = torch.float16,
                tiling: bool = False, slicing: bool = False) -> DecodedFrames:
@@ -230,7 +231,7 @@ class EchoVideoPipeline:
         generator: torch.Generator | None = None, output_type: str = "np",
         decode_dtype: torch.dtype = torch.float16, callback: OnStep | None = None,
         mode: NumericMode = "as_released", allow_long_video: bool = False,
-        vae_tiling: bool = False, vae_slicing: bool = False,
+        vae_tiling: bool = False, vae_slicing: bool = False, model_call: ModelCall = batched_call,
     ) -> EchoVideoPipelineOutput:
         """Generate one video. `face_image` is the prepared (H, W, 3) uint8 identity image,
         `arcface_embedding` the raw (512,) or (1, 512) ArcFace vector (numpy or torch).
@@ -254,7 +255,7 @@ class EchoVideoPipeline:
         latents = self.denoise(conditioning, face, noise, height=height, width=width, num_frames=num_frames,
                                num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
                                use_dynamic_cfg=use_dynamic_cfg, mode=mode, generator=generator,
-                               on_step=callback)
+                               on_step=callback, model_call=model_call)
         if output_type == "latent":
             return EchoVideoPipelineOutput(frames=None, latents=latents)
         frames = self.decode(latents, dtype=decode_dtype, tiling=vae_tiling, slicing=vae_slicing).frames

@@ -17,6 +17,7 @@ import PIL.Image
 import torch
 from tqdm import tqdm
 
+from echovideo_core.acceleration.cli_options import add_speed_options, speed_options
 from echovideo_core.errors import InvalidInputError
 from echovideo_core.face.errors import FaceError
 from echovideo_core.guidance import NUMERIC_MODES
@@ -65,6 +66,9 @@ def add_generation_options(parser: argparse.ArgumentParser) -> None:
                         help="LoRA .safetensors to merge into the transformer (repeatable)")
     parser.add_argument("--lora-strength", type=float, action="append", default=[],
                         help="strength of each --lora, in order (default 1.0)")
+    parser.add_argument("--save-latents", type=Path, default=None,
+                        help="also write the final latents (1, F', C, H/8, W/8) float32 as .npy")
+    add_speed_options(parser)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -118,33 +122,50 @@ def generate_video(args: argparse.Namespace, model_dir: Path, identity: np.ndarr
     """Load, generate, save; returns the one-line summary."""
     import transformers
 
+    from echovideo_core.acceleration import accelerated, check_speed_options
+    from echovideo_core.acceleration.parallel import check_sequence_split_for, parallel_run
+    from echovideo_core.atomic import atomic_path
     from echovideo_core.io import save_video
     from echovideo_core.pipeline import EchoVideoPipeline
 
     transformers.utils.logging.disable_progress_bar()  # one progress bar: ours
 
-    if args.out.exists() and not args.overwrite:  # fail before the long part
-        raise FileExistsError(f"{args.out} exists; pass --overwrite to replace it")
+    for target in (args.out, args.save_latents):  # fail before the long part
+        if target is not None and target.exists() and not args.overwrite:
+            raise FileExistsError(f"{target} exists; pass --overwrite to replace it")
+    options = speed_options(args)
     device = pick_device(args.device)
     cuda = device.type == "cuda"
     dtype = DTYPES[args.dtype] if args.dtype else (torch.bfloat16 if cuda else torch.float32)
     decode_dtype = DTYPES[args.decode_dtype] if args.decode_dtype else (torch.float16 if cuda else torch.float32)
     start = time.perf_counter()
-    pipe = EchoVideoPipeline.from_pretrained(model_dir, torch_dtype=dtype, device=device)
-    for lora, strength in lora_pairs(args):
-        pipe.apply_lora(lora, strength)
     height, width = args.size
-    with tqdm(total=args.steps, desc="denoising", unit="step") as bar:
-        out = pipe(identity, arcface, args.prompt, negative_prompt=args.negative_prompt, height=height,
-                   width=width, num_frames=args.frames, num_inference_steps=args.steps,
-                   guidance_scale=args.guidance, use_dynamic_cfg=not args.no_dynamic_cfg,
-                   generator=torch.Generator("cpu").manual_seed(args.seed), mode=args.mode,
-                   decode_dtype=decode_dtype, callback=lambda step, total, latents: bar.update(1))
+    with parallel_run(options.parallel, device) as setup:
+        device = setup.device if setup.mode != "none" else device
+        check_speed_options(options, device, setup)
+        pipe = EchoVideoPipeline.from_pretrained(model_dir, torch_dtype=dtype, device=device)
+        check_sequence_split_for(pipe.transformer.config, setup, height=height, width=width, num_frames=args.frames)
+        for lora, strength in lora_pairs(args):
+            pipe.apply_lora(lora, strength)
+        with accelerated(pipe.transformer, options, num_inference_steps=args.steps, parallel=setup) as speed, \
+                tqdm(total=args.steps, desc="denoising", unit="step", disable=not setup.writes_outputs) as bar:
+            out = pipe(identity, arcface, args.prompt, negative_prompt=args.negative_prompt, height=height,
+                       width=width, num_frames=args.frames, num_inference_steps=args.steps,
+                       guidance_scale=args.guidance, use_dynamic_cfg=not args.no_dynamic_cfg,
+                       generator=torch.Generator("cpu").manual_seed(args.seed), mode=args.mode,
+                       decode_dtype=decode_dtype, callback=lambda step, total, latents: bar.update(1),
+                       output_type="np" if setup.writes_outputs else "latent", model_call=speed.model_call)
+    if not setup.writes_outputs:
+        return ""
     frames = out.frames[0]
     save_video(frames, args.out, fps=args.fps, overwrite=args.overwrite, png_dir=args.png_dir)
+    if args.save_latents is not None:
+        with atomic_path(args.save_latents) as tmp, open(tmp, "wb") as handle:
+            np.save(handle, out.latents.numpy())
     seconds = time.perf_counter() - start
     return (f"wrote {args.out}: {frames.shape[0]} frames {frames.shape[2]}x{frames.shape[1]} at {args.fps} fps, "
-            f"seed {args.seed}, {args.steps} steps, {args.mode}, {seconds:.1f} s")
+            f"seed {args.seed}, {args.steps} steps, {args.mode}, {options.label()}, "
+            f"{speed.block_evaluations} block evaluations, {seconds:.1f} s")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -155,5 +176,6 @@ def run(args: argparse.Namespace) -> int:
     except (InvalidInputError, FaceError, FileNotFoundError, FileExistsError, LoraMismatchError) as err:
         logger.error("%s", err)
         return 2
-    print(summary)
+    if summary:  # only the process that wrote the outputs reports
+        print(summary)
     return 0
