@@ -17,7 +17,7 @@ import time
 import torch
 
 from echovideo_core import EchoVideoTransformer3DModel, rotary_embeddings
-from echovideo_core.rotary import latent_frame_count
+from echovideo_core.geometry import latent_frame_count
 
 
 def build(args: argparse.Namespace, dtype: torch.dtype) -> EchoVideoTransformer3DModel:

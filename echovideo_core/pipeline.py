@@ -41,7 +41,7 @@ from echovideo_core.loading.transformer import load_transformer
 from echovideo_core.loading.vae import load_vae
 from echovideo_core.numerics import CfgSchedule, FeatureRounding, numerics_for
 from echovideo_core.placement import Placement
-from echovideo_core.sampling import OnStep, SamplingSettings
+from echovideo_core.sampling import ModelCall, OnStep, SamplingSettings, batched_call
 from echovideo_core.stages import Conditioning, TextEncoding
 from echovideo_core.text import PromptEmbeddings
 from echovideo_core.transformer import EchoVideoTransformer3DModel
@@ -189,14 +189,16 @@ class EchoVideoPipeline:
                 height: int, width: int, num_frames: int, num_inference_steps: int, guidance_scale: float,
                 use_dynamic_cfg: bool = True, mode: str = "as_released", generator: torch.Generator | None,
                 on_step: OnStep | None = None, cfg_schedule: CfgSchedule | None = None,
-                scheduler: str = "dpm", identity: IdentityControls = IdentityControls()) -> torch.Tensor:
-        """The sampling loop on a fresh scheduler; returns the final float32 latents."""
+                scheduler: str = "dpm", identity: IdentityControls = IdentityControls(),
+                model_call: ModelCall = batched_call) -> torch.Tensor:
+        """The sampling loop on a fresh scheduler; returns the final float32 latents.
+        `model_call` is the speed options' step call (echovideo_core.acceleration.accelerated)."""
         settings = SamplingSettings(
             height=height, width=width, num_frames=num_frames, num_inference_steps=num_inference_steps,
             guidance_scale=guidance_scale, scheduler=scheduler,
             cfg_schedule=_numerics(mode, use_dynamic_cfg, None, cfg_schedule).cfg_schedule)
         return stages.denoise(self.model, conditioning, face_latent, noise, settings, generator=generator,
-                              on_step=on_step, identity=identity)
+                              on_step=on_step, identity=identity, model_call=model_call)
 
     def decode(self, latents: torch.Tensor, *, dtype: torch.dtype = torch.float16,
                tiling: bool = False, slicing: bool = False) -> DecodedFrames:
@@ -215,7 +217,7 @@ class EchoVideoPipeline:
         vae_tiling: bool = False, vae_slicing: bool = False,
         feature_rounding: FeatureRounding | None = None, cfg_schedule: CfgSchedule | None = None,
         scheduler: str = "dpm", identity_strength: float = 1.0, identity_steps: tuple[int, int] | None = None,
-        identity_guidance: float | None = None,
+        identity_guidance: float | None = None, model_call: ModelCall = batched_call,
     ) -> EchoVideoPipelineOutput:
         """Generate one video. `face_image` is the prepared (H, W, 3) uint8 identity image,
         `arcface_embedding` the raw (512,) or (1, 512) ArcFace vector (numpy or torch).
@@ -223,6 +225,7 @@ class EchoVideoPipeline:
         `use_dynamic_cfg=False` is `cfg_schedule="constant"`; `scheduler` is "dpm" (the
         release's) or "ddim". `identity_strength`, `identity_steps` (A, B) timesteps and
         `identity_guidance` are the identity controls (identity.py), off by default.
+        `model_call` runs the DiT for a step (the speed options: echovideo_core.acceleration).
         """
         numerics = _numerics(mode, use_dynamic_cfg, feature_rounding, cfg_schedule)
         check_options(output_type, decode_dtype, prompt, negative_prompt)
@@ -243,7 +246,7 @@ class EchoVideoPipeline:
                                     feature_rounding=numerics.feature_rounding)
         conditioning = stages.fuse(self.model, text, face.uncond, face.cond, do_cfg=uses_guidance(guidance_scale))
         latents = stages.sample(self.model, conditioning, face_image, settings, generator=generator, on_step=callback,
-                                identity=identity)
+                                identity=identity, model_call=model_call)
         latents = latents.to(self.device)
         if output_type == "latent":
             return EchoVideoPipelineOutput(frames=None, latents=latents)

@@ -67,6 +67,38 @@ class SamplingSettings:
                                    "scheduler": scheduler_from(self.scheduler)})
 
 
+@dataclass(frozen=True)
+class ModelInputs:
+    """One step's transformer inputs, the guidance branches batched in GuidancePlan order
+    ([uncond ; cond], or [uncond ; text_only ; cond] with identity guidance).
+
+    hidden: (nB, F', 2C, h, w) in the model dtype; timestep: (nB,) int64; conditioning:
+    (nB, 226, D); rotary: the (cos, sin) tables or None; step / total: where the loop is;
+    branches: n, the number of guidance branches in the batch (1, 2 or 3).
+    """
+
+    hidden: torch.Tensor
+    timestep: torch.Tensor
+    conditioning: torch.Tensor
+    rotary: tuple[torch.Tensor, torch.Tensor] | None
+    step: int
+    total: int
+    branches: int
+
+
+ModelCall = Callable[["DenoisingModel", ModelInputs], torch.Tensor]
+"""model_call(model, inputs) -> (nB, F', C, h, w) float32 velocity in the batch's branch order.
+The one place where the loop calls the transformer, so speed options (sequential guidance
+branches, step-cache contexts, CFG-parallel ranks: echovideo_core.acceleration) plug in
+without touching the loop."""
+
+
+def batched_call(model: "DenoisingModel", inputs: ModelInputs) -> torch.Tensor:
+    """The default: both guidance branches in one batched transformer call."""
+    return model(inputs.hidden, timestep=inputs.timestep, conditioning=inputs.conditioning,
+                 image_rotary_emb=inputs.rotary).sample.float()
+
+
 class DenoisingModel(Protocol):
     """What the loop needs from the transformer (EchoVideoTransformer3DModel fits)."""
 
@@ -172,8 +204,10 @@ def denoise(
     *,
     generator: torch.Generator | None,
     on_step: OnStep | None = None,
+    model_call: ModelCall = batched_call,
 ) -> torch.Tensor:
-    """Run every scheduler timestep; returns the final (B, F', C, h, w) float32 latents."""
+    """Run every scheduler timestep; returns the final (B, F', C, h, w) float32 latents.
+    `model_call` runs the transformer for one step (default: batched guidance branches)."""
     timesteps = scheduler.timesteps
     total = len(timesteps)
     plan = inputs.plan
@@ -189,8 +223,7 @@ def denoise(
         hidden = _model_input(latents, face_latent, plan.branches).to(device, model.dtype)
         t_batch = t.expand(hidden.shape[0]).to(device, torch.int64)
         conditioning = plan.tokens(float(t))
-        velocity = model(hidden, timestep=t_batch, conditioning=conditioning,
-                         image_rotary_emb=inputs.rotary).sample.float()
+        velocity = model_call(model, ModelInputs(hidden, t_batch, conditioning, inputs.rotary, i, total, plan.branches))
         velocity = plan.combine(velocity, i)
         latents, previous_x0 = scheduler_step(scheduler, velocity, previous_x0, timesteps, i, latents, generator)
         latents = latents.float()

@@ -36,8 +36,8 @@ from echovideo_core.numerics import FeatureRounding, feature_rounding_from
 from echovideo_core.placement import MakeRoom, running_on
 from echovideo_core.rotary import rotary_embeddings
 from echovideo_core.identity import IdentityControls, scaled_identity
-from echovideo_core.sampling import (GuidancePlan, OnStep, SamplingInputs, SamplingSettings, denoise as denoise_loop,
-                                     make_scheduler)
+from echovideo_core.sampling import (GuidancePlan, ModelCall, OnStep, SamplingInputs, SamplingSettings, batched_call,
+                                     denoise as denoise_loop, make_scheduler)
 from echovideo_core.text import PromptEmbeddings, encode_prompt
 from echovideo_core.errors import InvalidInputError
 from echovideo_core.validation import check_generator
@@ -209,8 +209,10 @@ def guidance_plan(model: EchoVideoModel, conditioning: Conditioning, settings: S
 
 def denoise(model: EchoVideoModel, conditioning: Conditioning, face: FaceLatent, noise: torch.Tensor,
             settings: SamplingSettings, *, generator: torch.Generator | None,
-            on_step: OnStep | None = None, identity: IdentityControls = IdentityControls()) -> torch.Tensor:
-    """The sampling loop on a fresh scheduler; returns the final (1, F', C, h, w) float32 latents."""
+            on_step: OnStep | None = None, identity: IdentityControls = IdentityControls(),
+            model_call: ModelCall = batched_call) -> torch.Tensor:
+    """The sampling loop on a fresh scheduler; returns the final (1, F', C, h, w) float32 latents.
+    `model_call` runs the DiT for one step (sampling.ModelCall; the speed options set it)."""
     transformer = model.transformer
     scheduler = make_scheduler(model.scheduler.config, settings.num_inference_steps, settings.scheduler)
     rotary = None
@@ -219,12 +221,13 @@ def denoise(model: EchoVideoModel, conditioning: Conditioning, face: FaceLatent,
                                    num_frames=settings.num_frames, device=transformer.device)
     plan = guidance_plan(model, conditioning, settings, scheduler.timesteps.tolist(), identity)
     inputs = SamplingInputs(noise=noise, face_latent=face.latents, plan=plan, rotary=rotary)
-    return denoise_loop(transformer, scheduler, inputs, generator=generator, on_step=on_step)
+    return denoise_loop(transformer, scheduler, inputs, generator=generator, on_step=on_step, model_call=model_call)
 
 
 def sample(model: EchoVideoModel, conditioning: Conditioning, identity_image: np.ndarray,
            settings: SamplingSettings, *, generator: torch.Generator | None, on_step: OnStep | None = None,
-           make_room: MakeRoom | None = None, identity: IdentityControls = IdentityControls()) -> torch.Tensor:
+           make_room: MakeRoom | None = None, identity: IdentityControls = IdentityControls(),
+           model_call: ModelCall = batched_call) -> torch.Tensor:
     """Noise -> face latent -> denoising loop: final latents (1, F', C, H/8, W/8) float32 on the CPU."""
     settings = settings.check(vae_temporal_factor(model.vae))
     check_generator(generator)
@@ -233,7 +236,7 @@ def sample(model: EchoVideoModel, conditioning: Conditioning, identity_image: np
         face = face_latent(model, identity_image, settings, generator)  # RNG draw 2
     with running_on(model.transformer, model.placement, make_room):
         return denoise(model, conditioning, face, noise.to(model.transformer.device), settings,
-                       generator=generator, on_step=on_step, identity=identity).cpu()
+                       generator=generator, on_step=on_step, identity=identity, model_call=model_call).cpu()
 
 
 # ---- frames ---------------------------------------------------------------------------

@@ -91,3 +91,11 @@ def test_the_cli_form_of_the_window_is_a_colon_pair():
 
 def test_default_controls_are_inactive():
     assert not IdentityControls().active and not IdentityControls(steps=(0, 1000)).active
+
+
+def test_identity_guidance_runs_its_three_branches_one_after_another_too(pipe):
+    """--guidance-branches sequential splits the three-branch batch: same numbers to float32 rounding."""
+    from echovideo_core.acceleration.branches import branch_call
+
+    sequential = run(pipe, identity_guidance=2.0, model_call=branch_call(sequential=True, cached=False))
+    torch.testing.assert_close(sequential, run(pipe, identity_guidance=2.0), atol=1e-5, rtol=0)

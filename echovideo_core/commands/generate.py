@@ -17,6 +17,7 @@ import PIL.Image
 import torch
 from tqdm import tqdm
 
+from echovideo_core.acceleration.cli_options import add_speed_options, speed_options
 from echovideo_core.dtypes import DTYPE_NAMES, dtype_from_name
 from echovideo_core.errors import InvalidInputError
 from echovideo_core.face.errors import FaceError
@@ -84,6 +85,9 @@ def add_generation_options(parser: argparse.ArgumentParser) -> None:
                         help="LoRA .safetensors to merge into the transformer (repeatable)")
     parser.add_argument("--lora-strength", type=float, action="append", default=[],
                         help="strength of each --lora, in order (default 1.0)")
+    parser.add_argument("--save-latents", type=Path, default=None,
+                        help="also write the final latents (1, F', C, H/8, W/8) float32 as .npy")
+    add_speed_options(parser)
 
 
 def _identity_steps(text: str) -> tuple[int, int]:
@@ -144,37 +148,57 @@ def generate_video(args: argparse.Namespace, model_dir: Path, identity: np.ndarr
     """Load, generate, save; returns the one-line summary."""
     import transformers
 
+    from echovideo_core.acceleration import accelerated, check_speed_options
+    from echovideo_core.acceleration.parallel import check_sequence_split_for, parallel_run
+    from echovideo_core.atomic import atomic_path
     from echovideo_core.io import save_video
     from echovideo_core.pipeline import EchoVideoPipeline
     from echovideo_core.stages import seeded_generator
 
     transformers.utils.logging.disable_progress_bar()  # one progress bar: ours
 
-    if args.out.exists() and not args.overwrite:  # fail before the long part
-        raise FileExistsError(f"{args.out} exists; pass --overwrite to replace it")
+    for target in (args.out, args.save_latents):  # fail before the long part
+        if target is not None and target.exists() and not args.overwrite:
+            raise FileExistsError(f"{target} exists; pass --overwrite to replace it")
+    options = speed_options(args)
+    if "cfg" in options.parallel and args.identity_guidance is not None:
+        raise InvalidInputError("--identity-guidance adds a third guidance branch, which --parallel cfg cannot split "
+                                "over two ranks: use --parallel ulysses or drop --identity-guidance")
     device = pick_device(args.device)
     cuda = device.type == "cuda"
     dtype = dtype_from_name(args.dtype or ("bf16" if cuda else "fp32"), what="--dtype")
     decode_dtype = dtype_from_name(args.decode_dtype or ("fp16" if cuda else "fp32"), what="--decode-dtype")
     start = time.perf_counter()
-    pipe = EchoVideoPipeline.from_pretrained(model_dir, torch_dtype=dtype, device=device)
-    for lora, strength in lora_pairs(args):
-        pipe.apply_lora(lora, strength)
     height, width = args.size
-    with tqdm(total=args.steps, desc="denoising", unit="step") as bar:
-        out = pipe(identity, arcface, args.prompt, negative_prompt=args.negative_prompt, height=height,
-                   width=width, num_frames=args.frames, num_inference_steps=args.steps,
-                   guidance_scale=args.guidance, use_dynamic_cfg=not args.no_dynamic_cfg,
-                   feature_rounding=args.feature_rounding, cfg_schedule=args.cfg_schedule, scheduler=args.scheduler,
-                   identity_strength=args.identity_strength, identity_steps=args.identity_steps,
-                   identity_guidance=args.identity_guidance,
-                   generator=seeded_generator(args.seed), mode=args.mode,
-                   decode_dtype=decode_dtype, callback=lambda step, total, latents: bar.update(1))
+    with parallel_run(options.parallel, device) as setup:
+        device = setup.device if setup.mode != "none" else device
+        check_speed_options(options, device, setup)
+        pipe = EchoVideoPipeline.from_pretrained(model_dir, torch_dtype=dtype, device=device)
+        check_sequence_split_for(pipe.transformer.config, setup, height=height, width=width, num_frames=args.frames)
+        for lora, strength in lora_pairs(args):
+            pipe.apply_lora(lora, strength)
+        with accelerated(pipe.transformer, options, num_inference_steps=args.steps, parallel=setup) as speed, \
+                tqdm(total=args.steps, desc="denoising", unit="step", disable=not setup.writes_outputs) as bar:
+            out = pipe(identity, arcface, args.prompt, negative_prompt=args.negative_prompt, height=height,
+                       width=width, num_frames=args.frames, num_inference_steps=args.steps,
+                       guidance_scale=args.guidance, use_dynamic_cfg=not args.no_dynamic_cfg,
+                       feature_rounding=args.feature_rounding, cfg_schedule=args.cfg_schedule,
+                       scheduler=args.scheduler, identity_strength=args.identity_strength,
+                       identity_steps=args.identity_steps, identity_guidance=args.identity_guidance,
+                       generator=seeded_generator(args.seed), mode=args.mode,
+                       decode_dtype=decode_dtype, callback=lambda step, total, latents: bar.update(1),
+                       output_type="np" if setup.writes_outputs else "latent", model_call=speed.model_call)
+    if not setup.writes_outputs:
+        return ""
     frames = out.frames[0]
     save_video(frames, args.out, fps=args.fps, overwrite=args.overwrite, png_dir=args.png_dir)
+    if args.save_latents is not None:
+        with atomic_path(args.save_latents) as tmp, open(tmp, "wb") as handle:
+            np.save(handle, out.latents.numpy())
     seconds = time.perf_counter() - start
     return (f"wrote {args.out}: {frames.shape[0]} frames {frames.shape[2]}x{frames.shape[1]} at {args.fps} fps, "
-            f"seed {args.seed}, {args.steps} steps, {args.mode}, {seconds:.1f} s")
+            f"seed {args.seed}, {args.steps} steps, {args.mode}, {options.label()}, "
+            f"{speed.block_evaluations} block evaluations, {seconds:.1f} s")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -185,5 +209,6 @@ def run(args: argparse.Namespace) -> int:
     except (InvalidInputError, FaceError, FileNotFoundError, FileExistsError, LoraMismatchError) as err:
         logger.error("%s", err)
         return 2
-    print(summary)
+    if summary:  # only the process that wrote the outputs reports
+        print(summary)
     return 0
