@@ -18,6 +18,7 @@ EXPECTED = {
     "EchoVideoIITFFuse": "EchoVideo IITF Fuse",
     "EchoVideoSampler": "EchoVideo Sampler",
     "EchoVideoDecode": "EchoVideo Decode",
+    "EchoVideoIdentityScore": "EchoVideo Identity Score",
 }
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN"}
 OUR_TYPES = {"ECHO_MODEL", "ECHO_TEXT_ENCODER", "ECHO_FACE_MODELS", "ECHO_FACE", "ECHO_TEXT", "ECHO_COND", "IMAGE", "LATENT", "STRING"}
@@ -84,5 +85,6 @@ def test_a_group_that_fails_to_import_is_disabled_without_breaking_the_import(mo
     finally:
         for key in [k for k in sys.modules if k.startswith("ComfyUI_EchoVideo_broken_stages")]:
             del sys.modules[key]
-    assert set(pack.NODE_CLASS_MAPPINGS) == {"EchoVideoModelLoader", "EchoVideoTextEncoderLoader", "EchoVideoFaceModelsLoader"}
+    assert set(pack.NODE_CLASS_MAPPINGS) == {"EchoVideoModelLoader", "EchoVideoTextEncoderLoader", "EchoVideoFaceModelsLoader",
+                                             "EchoVideoIdentityScore"}  # it does not use the stages
     assert "ModuleNotFoundError" in pack.DISABLED_NODES["sampler"] or "ImportError" in pack.DISABLED_NODES["sampler"]
