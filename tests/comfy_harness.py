@@ -41,6 +41,18 @@ def load_pack(name: str = PACK_NAME):
     return module
 
 
+def load_pack_without(package: str, monkeypatch) -> Any:
+    """The pack imported afresh as if `package` were not installed (find_spec says so)."""
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == package else real_find_spec(name, *a))
+    name = f"{PACK_NAME}_no_{package}"
+    try:
+        return load_pack(name)
+    finally:
+        for key in [k for k in sys.modules if k.startswith(name)]:
+            del sys.modules[key]
+
+
 @dataclass(frozen=True)
 class Video:
     images: torch.Tensor

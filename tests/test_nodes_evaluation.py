@@ -1,9 +1,7 @@
 """EchoVideo Identity Score without ComfyUI: in the basic workflow, and on frames with known faces."""
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
 
 import numpy as np
 import pytest
@@ -45,13 +43,6 @@ def test_identity_score_node_gives_1_for_the_encoded_face_and_marks_a_frame_with
 
 
 def test_missing_matplotlib_disables_only_the_identity_score_node(monkeypatch):
-    real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "matplotlib" else real_find_spec(name, *a))
-    try:
-        pack = harness.load_pack("ComfyUI_EchoVideo_no_matplotlib")
-    finally:
-        for key in [k for k in sys.modules if k.startswith("ComfyUI_EchoVideo_no_matplotlib")]:
-            del sys.modules[key]
+    pack = harness.load_pack_without("matplotlib", monkeypatch)
     assert set(pack.DISABLED_NODES) == {"EchoVideoIdentityScore"}
     assert "matplotlib" in pack.DISABLED_NODES["EchoVideoIdentityScore"]

@@ -2,7 +2,6 @@
 limits that encode the model's limits, and optional dependencies that disable only their nodes."""
 from __future__ import annotations
 
-import importlib.util
 import sys
 
 import pytest
@@ -64,14 +63,7 @@ def test_sampler_widgets_encode_the_model_limits_and_release_defaults():
 
 
 def test_missing_optional_dependency_disables_only_the_nodes_that_need_it(monkeypatch, caplog):
-    real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "insightface" else real_find_spec(name, *a))
-    try:
-        pack = harness.load_pack("ComfyUI_EchoVideo_no_insightface")
-    finally:
-        for key in [k for k in sys.modules if k.startswith("ComfyUI_EchoVideo_no_insightface")]:
-            del sys.modules[key]
+    pack = harness.load_pack_without("insightface", monkeypatch)
     assert set(pack.DISABLED_NODES) == {"EchoVideoFaceModelsLoader", "EchoVideoFaceEncode"}
     assert "insightface" in pack.DISABLED_NODES["EchoVideoFaceEncode"]
     assert set(pack.NODE_CLASS_MAPPINGS) == set(EXPECTED) - set(pack.DISABLED_NODES)
