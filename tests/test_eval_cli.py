@@ -61,31 +61,27 @@ def test_eval_without_optional_weights_writes_null_metrics_with_notes_naming_the
     assert "no prompt given" in notes
 
 
-def test_eval_batch_over_a_folder_writes_csv_and_the_papers_summary_table(face_models_dir, tmp_path):
-    folder = tmp_path / "videos"
-    folder.mkdir()
-    for name, identity in (("same", 0), ("other", 5)):
-        write_video(folder / f"{name}.mp4", identity=identity)
-        (folder / f"{name}.txt").write_text(f"prompt of {name}")
+def test_eval_batch_over_a_folder_writes_csv_and_the_papers_table_one_row_per_subfolder(face_models_dir, tmp_path):
+    folder = tmp_path / "study"
+    for group, identity in (("same", 0), ("other", 5)):
+        (folder / group).mkdir(parents=True)
+        write_video(folder / group / "v.mp4", identity=identity)
+        (folder / group / "v.txt").write_text(f"prompt of {group}")
     face = write_photo(tmp_path / "face.png")
-    table, rows = tmp_path / "out" / "scores.csv", tmp_path / "out" / "scores.md"
+    table, rows, plot = tmp_path / "out" / "scores.csv", tmp_path / "out" / "scores.md", tmp_path / "out" / "study.png"
     assert main(["eval", "--batch", str(folder), "--face", str(face), "--face-models", str(face_models_dir),
-                 "--frames", "2", "--csv", str(table), "--plot-dir", str(tmp_path / "plots")]) == 0
+                 "--frames", "2", "--csv", str(table), "--plot", str(plot), "--plot-dir", str(tmp_path / "plots")]) == 0
     lines = list(csv.DictReader(table.open()))
-    assert [Path_name(row["video"]) for row in lines] == ["other.mp4", "same.mp4"]
-    assert [row["prompt"] for row in lines] == ["prompt of other", "prompt of same"]
+    assert [(row["group"], row["prompt"]) for row in lines] == [("other", "prompt of other"), ("same", "prompt of same")]
     assert float(lines[1]["facesim_arc"]) > float(lines[0]["facesim_arc"]) and lines[0]["fid"] == ""
     summary = rows.read_text()
     for column in ("Identity Average ↑", "Identity Variation ↓", "Inception Distance ↓", "Dynamic Degree ↑",
                    "FaceSim-Arc ↑", "FaceSim-Cur ↑", "CLIPScore ↑"):
         assert column in summary
-    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["other.png", "same.png"]
-
-
-def Path_name(text: str) -> str:
-    from pathlib import Path
-
-    return Path(text).name
+    assert "\n| other | 1 | " in summary and "\n| same | 1 | " in summary
+    assert Image.open(plot).size == (960, 480)
+    plots = tmp_path / "plots"
+    assert sorted(str(p.relative_to(plots)) for p in plots.rglob("*.png")) == ["other/v.png", "same/v.png"]
 
 
 def test_eval_batch_reads_a_jsonl_manifest_with_paths_relative_to_it(face_models_dir, tmp_path):

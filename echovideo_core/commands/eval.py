@@ -3,13 +3,15 @@
     echovideo eval --video V.mp4 --face PHOTO --face-models DIR [--prompt P] [--frames K]
                    --json OUT.json [--plot OUT.png]
     echovideo eval --batch FOLDER_OR_MANIFEST [--face PHOTO] --face-models DIR
-                   --csv OUT.csv [--summary OUT.md] [--json OUT.json] [--plot-dir DIR]
+                   --csv OUT.csv [--summary OUT.md] [--json OUT.json] [--plot OUT.png] [--plot-dir DIR]
 
 Writes FaceSim-Arc (ArcFace cosine to the reference), FaceSim-Cur (CurricularFace, when its
 weights are present), Identity Average / Variation, CLIPScore (with a prompt and a local
 CLIP), FID of the face crops against the reference (local Inception weights), Dynamic Degree
 (Farneback optical flow), and two copy-paste indicators: SSIM of the aligned face to the
-aligned reference and the spread of head pose / expression. A frame without a face is a
+aligned reference and the spread of head pose / expression. In a batch, each subfolder (or
+manifest `group`) is one row of the summary table and one point of the --plot: a study of
+settings. A frame without a face is a
 miss, counted apart, never a similarity of 0. A missing optional weight file switches its
 metric off (null) with a note naming the file; nothing is downloaded. Definitions:
 docs/identity_study.md. DIR is the face-model folder of `echovideo face`.
@@ -44,10 +46,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--prompt", default=None, help="the prompt, for CLIPScore (batch: default for every video)")
     parser.add_argument("--frames", type=_positive, default=32, metavar="K", help="evenly spaced frames scored (default 32)")
     parser.add_argument("--json", type=Path, default=None, metavar="OUT", help="write the metrics as JSON")
-    parser.add_argument("--plot", type=Path, default=None, metavar="OUT.png", help="per-frame similarity plot (--video)")
+    parser.add_argument("--plot", type=Path, default=None, metavar="OUT.png",
+                        help="--video: per-frame similarity plot; --batch: metrics per group (subfolder)")
     parser.add_argument("--csv", type=Path, default=None, help="one row per video (--batch; required there)")
     parser.add_argument("--summary", type=Path, default=None, help="summary table, Markdown (default: CSV with .md)")
-    parser.add_argument("--plot-dir", type=Path, default=None, help="one plot per video, <stem>.png (--batch)")
+    parser.add_argument("--plot-dir", type=Path, default=None, help="one plot per video, [GROUP/]<stem>.png (--batch)")
     parser.add_argument("--curricularface", type=Path, default=None, help="CurricularFace backbone weights file")
     parser.add_argument("--inception", type=Path, default=None, help="FID Inception weights file")
     parser.add_argument("--clip", type=Path, default=None, help="transformers CLIP folder")
@@ -66,12 +69,10 @@ def _targets(args: argparse.Namespace) -> list[Path]:
         if args.csv or args.summary or args.plot_dir:
             raise InvalidInputError("--csv, --summary and --plot-dir belong to --batch; use --json / --plot with --video")
         return [p for p in (args.json, args.plot) if p is not None]
-    if args.plot is not None:
-        raise InvalidInputError("--plot is for one --video; use --plot-dir DIR with --batch")
     if args.csv is None:
         raise InvalidInputError("--batch needs --csv OUT.csv")
     args.summary = args.summary or args.csv.with_suffix(".md")
-    return [p for p in (args.csv, args.summary, args.json) if p is not None]
+    return [p for p in (args.csv, args.summary, args.json, args.plot) if p is not None]
 
 
 def _check_inputs(args: argparse.Namespace) -> list[Path]:
@@ -144,8 +145,8 @@ def run_single(args: argparse.Namespace) -> str:
 
 
 def run_batch(args: argparse.Namespace) -> str:
-    from echovideo_core.evaluation.batch import csv_text, read_batch, summarise, summary_table
-    from echovideo_core.evaluation.plot import identity_plot, save_plot
+    from echovideo_core.evaluation.batch import csv_text, read_batch, summarise, summarise_groups, summary_table
+    from echovideo_core.evaluation.plot import identity_plot, save_plot, study_plot
 
     items = read_batch(args.batch, args.face, args.prompt)
     evaluator = _Evaluator(args, want_clip=any(item.prompt for item in items))
@@ -154,17 +155,22 @@ def run_batch(args: argparse.Namespace) -> str:
         logger.info("[%d/%d] %s", number, len(items), item.video)
         evaluations.append(evaluator.evaluate(item.video, item.face, item.prompt))
         if args.plot_dir is not None:
-            args.plot_dir.mkdir(parents=True, exist_ok=True)
-            save_plot(identity_plot(evaluations[-1], title=item.video.name), args.plot_dir / f"{item.video.stem}.png",
+            folder = args.plot_dir / item.group
+            folder.mkdir(parents=True, exist_ok=True)
+            save_plot(identity_plot(evaluations[-1], title=item.video.name), folder / f"{item.video.stem}.png",
                       overwrite=args.overwrite)
-    summary = summarise(items, evaluations)
+    groups = summarise_groups(items, evaluations)
     _write(args.csv, csv_text(items, evaluations))
-    _write(args.summary, summary_table(summary))
+    _write(args.summary, summary_table(groups))
+    if args.plot is not None:
+        args.plot.parent.mkdir(parents=True, exist_ok=True)
+        save_plot(study_plot(groups, title=args.batch.name), args.plot, overwrite=args.overwrite)
     if args.json is not None:
-        videos = [{"video": str(i.video), "face": str(i.face), "prompt": i.prompt, **e.to_json()}
+        videos = [{"group": i.group, "video": str(i.video), "face": str(i.face), "prompt": i.prompt, **e.to_json()}
                   for i, e in zip(items, evaluations)]
-        _write(args.json, json.dumps({"summary": summary, "videos": videos}, indent=1))
-    print(summary_table(summary), end="")
+        _write(args.json, json.dumps({"summary": summarise(items, evaluations), "groups": groups, "videos": videos},
+                                     indent=1))
+    print(summary_table(groups), end="")
     return f"wrote {args.csv} and {args.summary} ({len(items)} videos)"
 
 

@@ -1,10 +1,11 @@
 """Many videos at once: a folder or a manifest -> one row per video + the paper's table.
 
-Folder: every `*.mp4` in it; each video's face photo is `<stem>.png|.jpg|.jpeg|.webp`
-beside it (else `--face`), its prompt `<stem>.txt` beside it (else `--prompt`).
+Folder: every `*.mp4` in it and in its subfolders (one level); each video's face photo is
+`<stem>.png|.jpg|.jpeg|.webp` beside it (else `--face`), its prompt `<stem>.txt` beside it
+(else `--prompt`). Each subfolder is a *group* (a setting of a study: one summary row each).
 Manifest: a `.csv` with a header row, or a `.jsonl` with one object per line; fields
-`video`, `face` (optional with `--face`), `prompt` (optional); relative paths are relative
-to the manifest's folder.
+`video`, `face` (optional with `--face`), `prompt` and `group` (optional); relative paths
+are relative to the manifest's folder.
 
 Summary (the paper's columns, then the face-similarity columns of identity papers):
 Identity Average, Identity Variation and the per-video scores are means over the videos
@@ -47,9 +48,12 @@ SUMMARY_COLUMNS = (
 
 @dataclass(frozen=True)
 class BatchItem:
+    """One video, its reference photo, its prompt, and its group ("" when ungrouped)."""
+
     video: Path
     face: Path
     prompt: str | None
+    group: str = ""
 
 
 def _sibling_photo(video: Path) -> Path | None:
@@ -61,14 +65,16 @@ def _sibling_photo(video: Path) -> Path | None:
 
 def items_from_folder(folder: Path, face: Path | None, prompt: str | None) -> list[BatchItem]:
     items = []
-    for video in sorted(folder.glob("*.mp4")):
-        photo = _sibling_photo(video) or face
-        if photo is None:
-            raise InvalidInputError(f"{video}: no face photo beside it ({video.stem}.png/.jpg) and no --face given")
-        text = video.with_suffix(".txt")
-        items.append(BatchItem(video, photo, text.read_text().strip() if text.is_file() else prompt))
+    groups = [(folder, "")] + [(sub, sub.name) for sub in sorted(folder.iterdir()) if sub.is_dir()]
+    for where, group in groups:
+        for video in sorted(where.glob("*.mp4")):
+            photo = _sibling_photo(video) or face
+            if photo is None:
+                raise InvalidInputError(f"{video}: no face photo beside it ({video.stem}.png/.jpg) and no --face given")
+            text = video.with_suffix(".txt")
+            items.append(BatchItem(video, photo, text.read_text().strip() if text.is_file() else prompt, group))
     if not items:
-        raise InvalidInputError(f"--batch {folder}: no .mp4 files in this folder")
+        raise InvalidInputError(f"--batch {folder}: no .mp4 files in this folder or its subfolders")
     return items
 
 
@@ -89,7 +95,8 @@ def items_from_manifest(path: Path, face: Path | None, prompt: str | None) -> li
         photo = row.get("face") or face
         if not photo:
             raise InvalidInputError(f"{path}, entry {number}: no 'face' field and no --face given")
-        items.append(BatchItem(path.parent / row["video"], path.parent / photo, row.get("prompt") or prompt))
+        items.append(BatchItem(path.parent / row["video"], path.parent / photo, row.get("prompt") or prompt,
+                               str(row.get("group") or "")))
     if not items:
         raise InvalidInputError(f"--batch {path}: the manifest lists no videos")
     return items
@@ -125,6 +132,7 @@ def summarise(items: Sequence[BatchItem], evaluations: Sequence[VideoEvaluation]
     summary = {key: _mean([getattr(e, key, None) for e in evaluations]) for key, _, _ in SUMMARY_COLUMNS
                if key != "inception_distance"}
     summary["inception_distance"] = pooled_fid(items, evaluations)
+    summary["motion"] = _mean([e.motion for e in evaluations])
     summary["videos"] = len(evaluations)
     summary["videos_without_face"] = sum(e.frames_scored == 0 for e in evaluations)
     summary["frames_scored"] = sum(e.frames_scored for e in evaluations)
@@ -132,25 +140,35 @@ def summarise(items: Sequence[BatchItem], evaluations: Sequence[VideoEvaluation]
     return summary
 
 
+def summarise_groups(items: Sequence[BatchItem], evaluations: Sequence[VideoEvaluation]) -> dict[str, dict]:
+    """One summary per group, in the order the groups first appear ("all" when ungrouped)."""
+    names = list(dict.fromkeys(item.group for item in items))
+    return {name or "all": summarise([i for i in items if i.group == name],
+                                     [e for i, e in zip(items, evaluations) if i.group == name]) for name in names}
+
+
 def csv_text(items: Sequence[BatchItem], evaluations: Sequence[VideoEvaluation]) -> str:
-    """One row per video: paths, prompt and every metric (empty cell for null)."""
+    """One row per video: group, paths, prompt and every metric (empty cell for null)."""
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["video", "face", "prompt", *CSV_METRICS])
+    writer.writerow(["group", "video", "face", "prompt", *CSV_METRICS])
     for item, evaluation in zip(items, evaluations):
         values = [getattr(evaluation, key) for key in CSV_METRICS]
-        writer.writerow([str(item.video), str(item.face), item.prompt or "",
+        writer.writerow([item.group, str(item.video), str(item.face), item.prompt or "",
                          *("" if v is None else (f"{v:.6g}" if isinstance(v, float) else v) for v in values)])
     return out.getvalue()
 
 
-def summary_table(summary: dict) -> str:
-    """A Markdown table with the paper's columns (arrows: which way is better; the copy-paste
-    columns have none: they tell a pasted face from a live one, not good from bad)."""
+def summary_table(summaries: dict[str, dict]) -> str:
+    """A Markdown table with the paper's columns, one row per group (arrows: which way is
+    better; the copy-paste columns have none: they tell a pasted face from a live one, not
+    good from bad)."""
     arrows = {True: " ↑", False: " ↓", None: ""}
     head = [f"{name}{arrows[higher]}" for _, name, higher in SUMMARY_COLUMNS]
-    cells = ["n/a" if summary[key] is None else f"{summary[key]:.3f}" for key, _, _ in SUMMARY_COLUMNS]
-    lines = ["| videos | " + " | ".join(head) + " |", "|---" * (len(head) + 1) + "|",
-             f"| {summary['videos']} | " + " | ".join(cells) + " |"]
-    return "\n".join(lines) + (f"\n\nFrames scored: {summary['frames_scored']}, missed (no face): "
-                               f"{summary['frames_missed']}; videos without any face: {summary['videos_without_face']}.\n")
+    lines = ["| group | videos | " + " | ".join(head) + " |", "|---" * (len(head) + 2) + "|"]
+    for group, summary in summaries.items():
+        cells = ["n/a" if summary[key] is None else f"{summary[key]:.3f}" for key, _, _ in SUMMARY_COLUMNS]
+        lines.append(f"| {group} | {summary['videos']} | " + " | ".join(cells) + " |")
+    counts = [f"{group}: {s['frames_scored']} scored, {s['frames_missed']} missed, {s['videos_without_face']} "
+              f"video(s) without any face" for group, s in summaries.items()]
+    return "\n".join(lines) + "\n\nFrames (misses = no face found): " + "; ".join(counts) + ".\n"

@@ -1,4 +1,5 @@
-"""The per-frame similarity plot: where identity drifts, and which frames had no face.
+"""The per-frame similarity plot (where identity drifts, which frames had no face), and the
+per-group plot of a batch (a study: how each setting moves identity and motion).
 
 ArcFace cosine per scored frame (and CurricularFace when present), the copy-paste SSIM
 dashed, the Identity Average as a horizontal line, and every miss as a red cross on the
@@ -58,6 +59,46 @@ def identity_plot(evaluation: VideoEvaluation, title: str = "") -> np.ndarray:
     axes.set_title(f"{title}  ({scored})" if title else scored, fontsize=10)
     axes.grid(alpha=0.3)
     axes.legend(loc="lower left", fontsize=8)
+    figure.tight_layout()
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+
+
+def _line(axes, groups: list[str], summaries: dict[str, dict], key: str, label: str, style: str) -> None:
+    values = [np.nan if summaries[g][key] is None else summaries[g][key] for g in groups]
+    if not np.isnan(values).all():
+        axes.plot(range(len(groups)), values, style, label=label, markersize=5)
+
+
+def study_plot(summaries: dict[str, dict], title: str = "") -> np.ndarray:
+    """(480, 960, 3) uint8: per group (a study's setting), identity on the left (FaceSim-Arc,
+    FaceSim-Cur, copy-paste SSIM) and motion on the right (Dynamic Degree, pose spread,
+    mean flow on its own axis)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    groups = list(summaries)
+    figure = Figure(figsize=SIZE_INCHES, dpi=DPI)
+    canvas = FigureCanvasAgg(figure)
+    identity, motion = figure.add_subplot(1, 2, 1), figure.add_subplot(1, 2, 2)
+    _line(identity, groups, summaries, "facesim_arc", "FaceSim-Arc (Identity Average)", "o-")
+    _line(identity, groups, summaries, "facesim_cur", "FaceSim-Cur", "s-")
+    _line(identity, groups, summaries, "copy_paste_ssim", "copy-paste SSIM", "^--")
+    _line(motion, groups, summaries, "dynamic_degree", "Dynamic Degree", "o-")
+    _line(motion, groups, summaries, "pose_spread", "pose spread", "^--")
+    flow = motion.twinx()
+    _line(flow, groups, summaries, "motion", "mean flow (px at 256, right axis)", "s:")
+    flow.set_ylabel("px")
+    for axes, name in ((identity, "identity"), (motion, "motion")):
+        axes.set_xticks(range(len(groups)), groups, rotation=20, fontsize=8)
+        axes.set_title(name, fontsize=10)
+        axes.grid(alpha=0.3)
+    handles = motion.get_legend_handles_labels()
+    extra = flow.get_legend_handles_labels()
+    motion.legend(handles[0] + extra[0], handles[1] + extra[1], fontsize=8, loc="best")
+    identity.legend(fontsize=8, loc="best")
+    if title:
+        figure.suptitle(title, fontsize=10)
     figure.tight_layout()
     canvas.draw()
     return np.asarray(canvas.buffer_rgba())[..., :3].copy()
