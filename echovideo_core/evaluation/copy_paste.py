@@ -95,8 +95,8 @@ def pose_spread(landmarks: list[np.ndarray]) -> float | None:
     """RMS distance of each face's normalised 5-point shape to the mean shape over frames.
 
     0 when every face has the same pose and expression (a pasted face); about 0.1 for a
-    clearly turning or smiling head. None without any face."""
-    if not landmarks:
+    clearly turning or smiling head. None with fewer than two faces (no spread to measure)."""
+    if len(landmarks) < 2:
         return None
     shapes = np.stack([normalised_shape(points) for points in landmarks])
     deviations = shapes - shapes.mean(axis=0)

@@ -13,7 +13,6 @@ and an error.
 """
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,8 +23,6 @@ from echovideo_core.errors import MissingModelFilesError
 from echovideo_core.evaluation.clip_score import CLIP_DIR, ClipScorer, load_clip
 from echovideo_core.evaluation.curricularface import CURRICULARFACE_FILES, IRBackbone, load_curricularface
 from echovideo_core.evaluation.inception import INCEPTION_FILE, FIDInceptionV3, load_fid_inception
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -80,9 +77,7 @@ def find_metric_weights(face_models_dir: str | Path, *, curricularface: Path | N
 
 
 def load_metric_models(detector: Any, weights: MetricWeights, device: torch.device | str = "cpu") -> MetricModels:
-    """Load the optional models whose weights were found."""
-    for note in weights.notes:
-        logger.info("%s", note)
+    """Load the optional models whose weights were found (the notes travel on to the result)."""
     return MetricModels(
         detector=detector,
         curricularface=None if weights.curricularface is None else load_curricularface(weights.curricularface, device),

@@ -58,7 +58,7 @@ def identity_plot(evaluation: VideoEvaluation, title: str = "") -> np.ndarray:
     scored = f"{evaluation.frames_scored} scored, {evaluation.frames_missed} missed"
     axes.set_title(f"{title}  ({scored})" if title else scored, fontsize=10)
     axes.grid(alpha=0.3)
-    axes.legend(loc="lower left", fontsize=8)
+    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=3, fontsize=8, frameon=False)
     figure.tight_layout()
     canvas.draw()
     return np.asarray(canvas.buffer_rgba())[..., :3].copy()
