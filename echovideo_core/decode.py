@@ -15,7 +15,7 @@ from typing import Iterator
 import torch
 from diffusers import AutoencoderKLCogVideoX
 
-from echovideo_core.face_latent import vae_spatial_factor
+from echovideo_core.geometry import vae_spatial_factor
 
 
 @dataclass(frozen=True)

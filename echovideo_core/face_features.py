@@ -5,34 +5,22 @@ loaded from the release's `clip_visual_encoder/` folder (vision config, `vision_
 keys, no pooling head). The unconditional CFG branch uses an all-black image of the same
 shape (every pixel value -1 after normalisation) and an all-zero ArcFace vector.
 
-`as_released` rounding (pixel values and ArcFace to bfloat16) is requested by the caller
-(the pipeline's numeric mode), never hidden in the model.
+The release's rounding (pixel values and ArcFace to bfloat16, `feature_rounding="bfloat16"`)
+is requested by the caller (numerics.Numerics), never hidden in the model. Loading the
+tower is `loading.siglip`'s job.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import SiglipVisionModel
 
-try:  # transformers >= 5: the PIL backend by name (the default one needs torchvision)
-    from transformers import SiglipImageProcessorPil as SiglipProcessor
-except ImportError:  # transformers 4.x: the PIL-based processor is the default class
-    from transformers import SiglipImageProcessor as SiglipProcessor
-
-from echovideo_core.errors import InvalidInputError, require_files
+from echovideo_core.errors import InvalidInputError
+from echovideo_core.loading.siglip import SiglipEncoder
+from echovideo_core.numerics import FeatureRounding, feature_rounding_from
 
 ARCFACE_DIM = 512
-
-
-@dataclass(frozen=True)
-class SiglipEncoder:
-    """The SigLIP image processor and vision tower, loaded together."""
-
-    processor: SiglipProcessor
-    model: SiglipVisionModel
 
 
 @dataclass(frozen=True)
@@ -45,17 +33,6 @@ class FaceFeatures:
 
     siglip: torch.Tensor
     arcface: torch.Tensor
-
-
-def load_siglip(folder: str | Path, torch_dtype: torch.dtype = torch.float32) -> SiglipEncoder:
-    """Processor + vision tower from `clip_visual_encoder/`, offline."""
-    folder = Path(folder)
-    require_files(
-        folder, ["config.json", "preprocessor_config.json"], what="SigLIP (clip_visual_encoder)"
-    )
-    processor = SiglipProcessor.from_pretrained(str(folder), local_files_only=True)
-    model = SiglipVisionModel.from_pretrained(str(folder), torch_dtype=torch_dtype, local_files_only=True)
-    return SiglipEncoder(processor=processor, model=model.eval().requires_grad_(False))
 
 
 def check_identity_image(image: np.ndarray) -> np.ndarray:
@@ -120,20 +97,22 @@ def face_features(
     identity_image: np.ndarray,
     arcface: np.ndarray | torch.Tensor,
     *,
-    as_released: bool = True,
+    feature_rounding: FeatureRounding = "bfloat16",
 ) -> FaceFeatures:
-    """Conditional face features; `as_released` rounds pixels and ArcFace to bfloat16."""
+    """Conditional face features; "bfloat16" rounding rounds pixels and ArcFace as released."""
+    rounds = feature_rounding_from(feature_rounding) == "bfloat16"
     vector = check_arcface(arcface)
-    if as_released:
+    if rounds:
         vector = round_to_bfloat16(vector)
-    siglip = encode_siglip(encoder, identity_image, round_pixels_to_bfloat16=as_released)
+    siglip = encode_siglip(encoder, identity_image, round_pixels_to_bfloat16=rounds)
     return FaceFeatures(siglip=siglip, arcface=vector)
 
 
 def unconditional_face_features(
-    encoder: SiglipEncoder, image_shape: tuple[int, ...], *, as_released: bool = True
+    encoder: SiglipEncoder, image_shape: tuple[int, ...], *, feature_rounding: FeatureRounding = "bfloat16"
 ) -> FaceFeatures:
     """The negative branch: SigLIP of an all-black image of `image_shape`, zero ArcFace."""
     black = np.zeros(tuple(image_shape), dtype=np.uint8)
-    siglip = encode_siglip(encoder, black, round_pixels_to_bfloat16=as_released)
+    rounds = feature_rounding_from(feature_rounding) == "bfloat16"
+    siglip = encode_siglip(encoder, black, round_pixels_to_bfloat16=rounds)
     return FaceFeatures(siglip=siglip, arcface=torch.zeros(1, ARCFACE_DIM))

@@ -16,7 +16,7 @@ from diffusers import AutoencoderKLCogVideoX
 from diffusers.video_processor import VideoProcessor
 
 from echovideo_core.face_features import check_identity_image
-from echovideo_core.rotary import latent_frame_count
+from echovideo_core.geometry import latent_frame_count, vae_spatial_factor, vae_temporal_factor
 
 
 @dataclass(frozen=True)
@@ -49,11 +49,6 @@ def pad_to_aspect(image: np.ndarray, height: int, width: int) -> np.ndarray:
     return padded
 
 
-def vae_spatial_factor(vae: AutoencoderKLCogVideoX) -> int:
-    """Pixels per latent cell on each side (8 for CogVideoX)."""
-    return 2 ** (len(vae.config.block_out_channels) - 1)
-
-
 def preprocess_face(image: np.ndarray, height: int, width: int, spatial_factor: int) -> torch.Tensor:
     """Padded + resized face in [-1, 1]: (1, 3, H, W) float32."""
     padded = pad_to_aspect(check_identity_image(image), height, width)
@@ -77,6 +72,11 @@ def encode_face_latent(
     dist = vae.encode(video).latent_dist
     sample = dist.sample(generator=generator)  # (1, C, 1, h, w)
     face = sample.permute(0, 2, 1, 3, 4).float() * vae.config.scaling_factor
-    frames = latent_frame_count(num_frames, vae.config.temporal_compression_ratio)
-    zeros = face.new_zeros((face.shape[0], frames - 1, *face.shape[2:]))
-    return FaceLatent(latents=torch.cat([face, zeros], dim=1))
+    return FaceLatent(latents=with_zero_frames(face, latent_frame_count(num_frames, vae_temporal_factor(vae))))
+
+
+def with_zero_frames(face: torch.Tensor, latent_frames: int) -> torch.Tensor:
+    """(..., 1, C, h, w) one encoded face frame -> (..., F', C, h, w), zero frames after it:
+    the shallow path's layout (the face is the video's first latent frame)."""
+    zeros = face.new_zeros((*face.shape[:-4], latent_frames - 1, *face.shape[-3:]))
+    return torch.cat([face, zeros], dim=-4)

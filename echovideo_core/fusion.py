@@ -17,7 +17,7 @@ def token_axis_linear(linear: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
     The module is called (not its weights read), so hooks and adapters on it (peft LoRA,
     offloading) apply; its output is channel-major (B, D, N_out) before the transpose back.
     """
-    return linear(tokens.transpose(1, 2)).transpose(1, 2)
+    return linear(tokens.transpose(1, 2).contiguous()).transpose(1, 2)
 
 
 def arcface_rows(arcface: torch.Tensor, rows: int) -> torch.Tensor:
@@ -29,4 +29,4 @@ def arcface_rows(arcface: torch.Tensor, rows: int) -> torch.Tensor:
     """
     if arcface.ndim != 2:
         raise ValueError(f"arcface must be (B, 512), got shape {tuple(arcface.shape)}")
-    return arcface[:, None, :].expand(-1, rows, -1)
+    return arcface[:, None, :].expand(-1, rows, -1).contiguous()

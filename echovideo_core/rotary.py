@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from diffusers.models.embeddings import get_1d_rotary_pos_embed
 
-VAE_SPATIAL_COMPRESSION = 8
-VAE_TEMPORAL_COMPRESSION = 4
+from echovideo_core.geometry import VAE_SPATIAL_COMPRESSION, latent_frame_count
+
 BASE_HEIGHT, BASE_WIDTH = 480, 720  # the CogVideoX training size the crop is fitted into
 
 
@@ -30,11 +30,6 @@ def crop_region(grid_hw: tuple[int, int], base_hw: tuple[int, int]) -> tuple[tup
     top = int(round((base_h - resized_h) / 2.0))
     left = int(round((base_w - resized_w) / 2.0))
     return (top, left), (top + resized_h, left + resized_w)
-
-
-def latent_frame_count(num_frames: int, temporal_compression: int = VAE_TEMPORAL_COMPRESSION) -> int:
-    """Pixel frames -> latent frames (first frame kept, then one per `temporal_compression`): 49 -> 13."""
-    return (num_frames - 1) // temporal_compression + 1
 
 
 def _grid(start: float, stop: float, n: int) -> np.ndarray:

@@ -1,56 +1,48 @@
-"""The generation stages over separately loaded components, one call per stage.
+"""The generation stages: the library's API, shared by every front end.
 
-For front ends that run and cache the stages one by one (the ComfyUI nodes): face ->
-`encode_face`, prompt -> `encode_text`, both -> `fuse` (IITF once per run, both CFG
-branches), -> `sample` (noise, face latent, denoising loop), -> `decode`. Every stage calls
-the same code as `EchoVideoPipeline` (its public stage methods), so a node graph gives the
-pipeline's numbers for the same inputs, seed and settings.
+    text   = encode_text(text_encoder, prompt, negative_prompt)      T5, 226 tokens each
+    face   = encode_face(face_models, photos)                        detect, align, mask + SigLIP/ArcFace
+             (or face_features(face_encoder, identity_image, arcface) for a prepared face)
+    cond   = fuse(model, text, face.uncond, face.cond)               IITF, once per run
+    latents = sample(model, cond, face.identity_image, settings, generator)
+             = initial_noise -> face_latent -> denoise               (the release's RNG order)
+    frames = decode(model, latents)
 
-Numerics: the face features follow the release (`as_released`: SigLIP pixels and ArcFace
-rounded to bfloat16); `dynamic_cfg` picks the guidance schedule only.
-Random draws come from one CPU generator seeded with `seed`, in the release's order
-(initial noise, face-latent sample, then the scheduler's draws).
+The Python pipeline (`EchoVideoPipeline.__call__`), the CLI, the ComfyUI nodes and
+training's validation preview all call these functions, so a rule (what guidance <= 1
+means, which random draw comes first, what is checked) lives in one place. Each stage takes
+typed bundles (`bundles.py`) and returns a frozen dataclass or a tensor whose layout its
+docstring gives. Where a bundle's placement offloads, each model visits the execution
+device only inside its stage (`placement.running_on`).
 """
 from __future__ import annotations
 
 import logging
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
 
-from echovideo_core.components import EchoVideoModel, FaceModels, MakeRoom, TextEncoder, running_on
-from echovideo_core.decode import DecodedFrames
-from echovideo_core.face_features import FaceFeatures, face_features, unconditional_face_features
-from echovideo_core.guidance import NUMERIC_MODES
-from echovideo_core.pipeline import Conditioning, EchoVideoPipeline
-from echovideo_core.sampling import OnStep
+from echovideo_core.bundles import EchoVideoModel, FaceEncoder, FaceModels, TextEncoder
+from echovideo_core.decode import DecodedFrames, decode_latents
+from echovideo_core.face_features import FaceFeatures, check_arcface, face_features as siglip_features
+from echovideo_core.face_features import check_identity_image, unconditional_face_features
+from echovideo_core.face_latent import FaceLatent, encode_face_latent
+from echovideo_core.geometry import latent_shape, vae_temporal_factor
+from echovideo_core.guidance import guidance_scales, uses_guidance
+from echovideo_core.numerics import FeatureRounding, feature_rounding_from
+from echovideo_core.placement import MakeRoom, running_on
+from echovideo_core.rotary import rotary_embeddings
+from echovideo_core.identity import IdentityControls, scaled_identity
+from echovideo_core.sampling import (GuidancePlan, OnStep, SamplingInputs, SamplingSettings, denoise as denoise_loop,
+                                     make_scheduler)
 from echovideo_core.text import PromptEmbeddings, encode_prompt
-from echovideo_core.validation import check_guidance, check_num_frames, check_size, check_steps
+from echovideo_core.errors import InvalidInputError
+from echovideo_core.validation import check_generator
 
 logger = logging.getLogger(__name__)
-
-DYNAMIC_CFG_MODES: tuple[str, ...] = ("as_released", "corrected", "off")
-
-
-@dataclass(frozen=True)
-class FaceEncoding:
-    """One identity, ready for fusion and for the face latent.
-
-    identity_image: (512, 512, 3) uint8 masked aligned face; arcface: (512,) float32 raw.
-    cond / uncond: FaceFeatures (siglip (1, 196, D_face), arcface (1, 512)) for both CFG branches.
-    method: how the face was found ("insightface", "retinaface", "whole_image");
-    warnings: everything the user should know (fallbacks, several faces, outlier photos).
-    """
-
-    identity_image: np.ndarray
-    arcface: np.ndarray
-    cond: FaceFeatures
-    uncond: FaceFeatures
-    method: str
-    warnings: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -61,104 +53,190 @@ class TextEncoding:
     positive: PromptEmbeddings
 
 
-def _view(model: EchoVideoModel) -> EchoVideoPipeline:
-    """The pipeline's stage methods over the loaded transformer, VAE and scheduler only."""
-    return EchoVideoPipeline(transformer=model.transformer, vae=model.vae, text_encoder=None, tokenizer=None,
-                             scheduler=model.scheduler, siglip=None)
+@dataclass(frozen=True)
+class FaceEncoding:
+    """One identity, ready for fusion and for the face latent.
+
+    identity_image: (H, W, 3) uint8 masked aligned face (512 x 512 from face preparation);
+    arcface: (512,) float32 raw. cond / uncond: FaceFeatures (siglip (1, 196, D_face),
+    arcface (1, 512)) of both CFG branches (uncond: black image, zero vector).
+    method: how the face was found ("insightface", "retinaface", "whole_image", or
+    "prepared" for an identity image given as is); warnings: what the user should know.
+    """
+
+    identity_image: np.ndarray
+    arcface: np.ndarray
+    cond: FaceFeatures
+    uncond: FaceFeatures
+    method: str = "prepared"
+    warnings: tuple[str, ...] = ()
 
 
-def images_to_photos(images: torch.Tensor) -> list[torch.Tensor]:
-    """ComfyUI IMAGE (B, H, W, C) float 0..1 -> B single photos (1, H, W, C)."""
-    if images.ndim != 4:
-        raise ValueError(f"expected an IMAGE batch (B, H, W, C), got shape {tuple(images.shape)}")
-    return [images[i : i + 1] for i in range(images.shape[0])]
+@dataclass(frozen=True)
+class Conditioning:
+    """tokens: (2B, 226, D_text) fused IITF tokens [uncond ; cond] with CFG, (B, 226, D_text)
+    without; the transformer reads them in place of T5 at every step.
+
+    text / no_face: the prompt's T5 embeddings and the "no face" features (black SigLIP, zero
+    ArcFace) that made them, kept so that the identity controls can fuse the text-only
+    tokens when they are used (`text_only_tokens`); nothing is computed for them otherwise.
+    """
+
+    tokens: torch.Tensor
+    do_cfg: bool
+    text: torch.Tensor | None = None
+    no_face: FaceFeatures | None = None
 
 
-def encode_face(face_models: FaceModels, photos: Sequence[object], *, allow_no_face: bool = False,
-                face_index: int = 0, mode: str = "as_released") -> FaceEncoding:
-    """Prepare one photo (or combine several of one person) and compute both face-feature branches.
-
-    mode "as_released" rounds the SigLIP pixels and the ArcFace vector to bfloat16 as the
-    release does; "corrected" keeps them in float32 (see guidance.NUMERIC_MODES)."""
-    from echovideo_core.face.multi import prepare_many
-
-    if mode not in NUMERIC_MODES:
-        raise ValueError(f"mode must be one of {NUMERIC_MODES}, got {mode!r}")
-    preparer = _with_allow_no_face(face_models.preparer, allow_no_face)
-    result = prepare_many(preparer, list(photos), face_index=face_index)
-    face = result.face
-    siglip = face_models.siglip
-    with running_on(siglip.model, face_models.placement):
-        as_released = mode == "as_released"
-        cond = face_features(siglip, face.identity_image, face.arcface, as_released=as_released)
-        uncond = unconditional_face_features(siglip, face.identity_image.shape, as_released=as_released)
-    notes = tuple(result.warnings) if len(photos) > 1 else tuple(face.warnings)
-    return FaceEncoding(identity_image=face.identity_image, arcface=face.arcface, cond=cond, uncond=uncond,
-                        method=face.method, warnings=notes)
+def seeded_generator(seed: int) -> torch.Generator:
+    """The run's one random stream: a CPU generator, so a seed gives the same video on any device."""
+    return torch.Generator("cpu").manual_seed(int(seed))
 
 
-def _with_allow_no_face(preparer: object, allow_no_face: bool) -> object:
-    """A shallow copy with the per-call setting (the loaded models are shared, not copied)."""
-    import copy
+# ---- tokens ---------------------------------------------------------------------------
 
-    view = copy.copy(preparer)
-    view.allow_no_face = allow_no_face
-    return view
-
-
-def identity_image_batch(face: FaceEncoding) -> torch.Tensor:
-    """The identity image as a ComfyUI IMAGE (1, 512, 512, 3) float32 in [0, 1]."""
-    return torch.from_numpy(face.identity_image.astype(np.float32) / 255.0)[None]
-
-
-def encode_text(text_encoder: TextEncoder, prompt: str, negative_prompt: str = "", *,
+def encode_text(text_encoder: TextEncoder, prompt: str, negative_prompt: str | None = "", *,
                 max_length: int = 226, make_room: MakeRoom | None = None) -> TextEncoding:
-    """T5 of the prompt and of the negative prompt (226 tokens each, no attention mask)."""
+    """T5 of the negative prompt and of the prompt (226 tokens each, no attention mask)."""
     with running_on(text_encoder.model, text_encoder.placement, make_room):
         negative = encode_prompt(text_encoder.tokenizer, text_encoder.model, negative_prompt or "", max_length)
         positive = encode_prompt(text_encoder.tokenizer, text_encoder.model, prompt, max_length)
     return TextEncoding(negative=negative, positive=positive)
 
 
-def fuse(model: EchoVideoModel, text: TextEncoding, face: FaceEncoding, *, make_room: MakeRoom | None = None) -> Conditioning:
-    """IITF once for both branches: tokens (2, 226, D_text) as [uncond ; cond]."""
+def face_features(encoder: FaceEncoder, identity_image: np.ndarray, arcface: np.ndarray | torch.Tensor, *,
+                  feature_rounding: FeatureRounding = "bfloat16", method: str = "prepared",
+                  warnings: tuple[str, ...] = (), make_room: MakeRoom | None = None) -> FaceEncoding:
+    """SigLIP + ArcFace features of a prepared identity image, for both guidance branches."""
+    image = check_identity_image(identity_image)
+    vector = check_arcface(arcface)
+    rounding = feature_rounding_from(feature_rounding)
+    with running_on(encoder.siglip.model, encoder.placement, make_room):
+        cond = siglip_features(encoder.siglip, image, vector, feature_rounding=rounding)
+        uncond = unconditional_face_features(encoder.siglip, image.shape, feature_rounding=rounding)
+    return FaceEncoding(identity_image=image, arcface=vector[0].numpy(), cond=cond, uncond=uncond,
+                        method=method, warnings=tuple(warnings))
+
+
+def encode_face(face_models: FaceModels, photos: Sequence[object], *, allow_no_face: bool = False,
+                face_index: int = 0, feature_rounding: FeatureRounding = "bfloat16",
+                make_room: MakeRoom | None = None) -> FaceEncoding:
+    """Prepare one photo (or combine several of one person), then `face_features`."""
+    from echovideo_core.face.multi import prepare_many
+
+    result = prepare_many(face_models.preparer, list(photos), face_index=face_index, allow_no_face=allow_no_face)
+    face = result.face
+    notes = tuple(result.warnings) if len(photos) > 1 else tuple(face.warnings)
+    return face_features(face_models.encoder, face.identity_image, face.arcface, feature_rounding=feature_rounding,
+                         method=face.method, warnings=notes, make_room=make_room)
+
+
+def fuse(model: EchoVideoModel, text: TextEncoding, uncond: FaceFeatures, cond: FaceFeatures, *, do_cfg: bool = True,
+         make_room: MakeRoom | None = None) -> Conditioning:
+    """IITF once per run, batched as [uncond ; cond] (only cond without CFG); the face
+    branches are a FaceEncoding's `uncond` / `cond`."""
     expected = int(model.transformer.config.max_text_seq_length)
     if text.positive.embeds.shape[1] != expected:
         raise ValueError(f"text embeddings have {text.positive.embeds.shape[1]} tokens, the model needs {expected}")
-    with running_on(model.transformer, model.placement, make_room):
-        return _view(model).fuse(text.negative, text.positive, face.uncond, face.cond, do_cfg=True)
+    if do_cfg:
+        embeds = torch.cat([text.negative.embeds, text.positive.embeds])
+        siglip = torch.cat([uncond.siglip, cond.siglip])
+        arcface = torch.cat([uncond.arcface, cond.arcface])
+    else:
+        embeds, siglip, arcface = text.positive.embeds, cond.siglip, cond.arcface
+    transformer = model.transformer
+    with running_on(transformer, model.placement, make_room), torch.no_grad():
+        device = transformer.device
+        tokens = transformer.fuse(embeds.to(device), siglip.to(device), arcface.to(device))
+    return Conditioning(tokens=tokens, do_cfg=do_cfg, text=text.positive.embeds, no_face=uncond)
+
+
+def text_only_tokens(model: EchoVideoModel, conditioning: Conditioning) -> torch.Tensor:
+    """(B, 226, D) fusion of the prompt with the "no face" features: the text-only model
+    (what CFG dropout of the face trained), for the identity controls."""
+    if conditioning.text is None or conditioning.no_face is None:
+        raise InvalidInputError("this conditioning was made without its prompt embeddings: fuse it again to use "
+                                "the identity controls")
+    transformer = model.transformer
+    with torch.no_grad():
+        device = transformer.device
+        no_face = conditioning.no_face
+        return transformer.fuse(conditioning.text.to(device), no_face.siglip.to(device), no_face.arcface.to(device))
 
 
 def branches_for(conditioning: Conditioning, guidance_scale: float) -> Conditioning:
-    """Without guidance (scale <= 1) only the conditional half is run, as the pipeline does."""
-    if guidance_scale > 1.0 or not conditioning.do_cfg:
+    """The branches a run needs: without guidance (see guidance.uses_guidance) only the
+    conditional half of a two-branch conditioning is run."""
+    if uses_guidance(guidance_scale) or not conditioning.do_cfg:
         return conditioning
-    return Conditioning(tokens=conditioning.tokens[conditioning.tokens.shape[0] // 2 :], do_cfg=False)
+    return replace(conditioning, tokens=conditioning.tokens[conditioning.tokens.shape[0] // 2 :], do_cfg=False)
 
 
-def sample(model: EchoVideoModel, conditioning: Conditioning, face: FaceEncoding, *, width: int, height: int,
-           num_frames: int, steps: int, guidance_scale: float, dynamic_cfg: str = "as_released", seed: int = 42,
-           on_step: OnStep | None = None, make_room: MakeRoom | None = None) -> torch.Tensor:
-    """Noise -> face latent -> denoising loop: final latents (1, F', C, H/8, W/8) float32."""
-    if dynamic_cfg not in DYNAMIC_CFG_MODES:
-        raise ValueError(f"dynamic_cfg must be one of {DYNAMIC_CFG_MODES}, got {dynamic_cfg!r}")
-    check_size(height, width)
-    check_num_frames(num_frames, temporal_compression=model.vae.config.temporal_compression_ratio)
-    check_steps(steps)
-    check_guidance(guidance_scale)
-    pipe = _view(model)
-    generator = torch.Generator("cpu").manual_seed(int(seed))
+# ---- latents --------------------------------------------------------------------------
+
+def initial_noise(model: EchoVideoModel, settings: SamplingSettings, generator: torch.Generator | None) -> torch.Tensor:
+    """(1, F', C, H/8, W/8) float32 standard normal noise x init sigma: the run's first random draw."""
+    from diffusers.utils.torch_utils import randn_tensor
+
+    channels = int(model.transformer.config.in_channels) // 2  # [noisy ; face latent] on channels
+    shape = latent_shape(model.vae, channels, settings.height, settings.width, settings.num_frames)
+    noise = randn_tensor(shape, generator=generator, device=model.transformer.device, dtype=torch.float32)
+    return noise * model.scheduler.init_noise_sigma
+
+
+def face_latent(model: EchoVideoModel, identity_image: np.ndarray, settings: SamplingSettings,
+                generator: torch.Generator | None) -> FaceLatent:
+    """The shallow face latent (1, F', C, h, w); draws the run's second random tensor."""
+    return encode_face_latent(model.vae, identity_image, height=settings.height, width=settings.width,
+                              num_frames=settings.num_frames, generator=generator)
+
+
+def guidance_plan(model: EchoVideoModel, conditioning: Conditioning, settings: SamplingSettings,
+                  timesteps: Sequence[int], identity: IdentityControls = IdentityControls()) -> GuidancePlan:
+    """The branches each step runs: the release's two-branch CFG, plus what the identity
+    controls ask for (identity.py); without controls nothing else is computed."""
+    conditioning = branches_for(conditioning, settings.guidance_scale)
+    scales = guidance_scales(settings.guidance_scale, list(timesteps), settings.cfg_schedule)
+    if not identity.active:
+        return GuidancePlan(conditioning=conditioning.tokens, guidance=scales, do_cfg=conditioning.do_cfg)
+    text_only = text_only_tokens(model, conditioning)
+    tokens = conditioning.tokens
+    half = tokens.shape[0] // 2 if conditioning.do_cfg else 0
+    cond = scaled_identity(tokens[half:], text_only.to(tokens.dtype), identity.strength)
+    return GuidancePlan(conditioning=torch.cat([tokens[:half], cond]), guidance=scales, do_cfg=conditioning.do_cfg,
+                        text_only=text_only, window=identity.window, identity_scale=identity.guidance)
+
+
+def denoise(model: EchoVideoModel, conditioning: Conditioning, face: FaceLatent, noise: torch.Tensor,
+            settings: SamplingSettings, *, generator: torch.Generator | None,
+            on_step: OnStep | None = None, identity: IdentityControls = IdentityControls()) -> torch.Tensor:
+    """The sampling loop on a fresh scheduler; returns the final (1, F', C, h, w) float32 latents."""
+    transformer = model.transformer
+    scheduler = make_scheduler(model.scheduler.config, settings.num_inference_steps, settings.scheduler)
+    rotary = None
+    if transformer.config.use_rotary_positional_embeddings:
+        rotary = rotary_embeddings(transformer.config, height=settings.height, width=settings.width,
+                                   num_frames=settings.num_frames, device=transformer.device)
+    plan = guidance_plan(model, conditioning, settings, scheduler.timesteps.tolist(), identity)
+    inputs = SamplingInputs(noise=noise, face_latent=face.latents, plan=plan, rotary=rotary)
+    return denoise_loop(transformer, scheduler, inputs, generator=generator, on_step=on_step)
+
+
+def sample(model: EchoVideoModel, conditioning: Conditioning, identity_image: np.ndarray,
+           settings: SamplingSettings, *, generator: torch.Generator | None, on_step: OnStep | None = None,
+           make_room: MakeRoom | None = None, identity: IdentityControls = IdentityControls()) -> torch.Tensor:
+    """Noise -> face latent -> denoising loop: final latents (1, F', C, H/8, W/8) float32 on the CPU."""
+    settings = settings.check(vae_temporal_factor(model.vae))
+    check_generator(generator)
     with running_on(model.vae, model.placement, make_room):
-        noise = pipe.initial_noise(height, width, num_frames, generator)
-        face_latent = pipe.face_latent(face.identity_image, height, width, num_frames, generator)
+        noise = initial_noise(model, settings, generator)  # RNG draw 1
+        face = face_latent(model, identity_image, settings, generator)  # RNG draw 2
     with running_on(model.transformer, model.placement, make_room):
-        return pipe.denoise(
-            branches_for(conditioning, guidance_scale), face_latent, noise.to(pipe.device), height=height,
-            width=width, num_frames=num_frames, num_inference_steps=steps, guidance_scale=guidance_scale,
-            use_dynamic_cfg=dynamic_cfg != "off", mode="corrected" if dynamic_cfg == "corrected" else "as_released",
-            generator=generator, on_step=on_step,
-        ).cpu()
+        return denoise(model, conditioning, face, noise.to(model.transformer.device), settings,
+                       generator=generator, on_step=on_step, identity=identity).cpu()
 
+
+# ---- frames ---------------------------------------------------------------------------
 
 @contextmanager
 def _call_between_blocks(module: torch.nn.Module, check: Callable[[], None] | None) -> Iterator[None]:
@@ -176,38 +254,10 @@ def _call_between_blocks(module: torch.nn.Module, check: Callable[[], None] | No
 
 
 def decode(model: EchoVideoModel, latents: torch.Tensor, *, dtype: torch.dtype = torch.float16, tiling: bool = False,
-           check: Callable[[], None] | None = None, make_room: MakeRoom | None = None) -> DecodedFrames:
+           slicing: bool = False, check: Callable[[], None] | None = None,
+           make_room: MakeRoom | None = None) -> DecodedFrames:
     """Latents (B, F', C, h, w) -> frames (B, F, H, W, 3) float32 in [0, 1]; `check()` runs
-    between decoder blocks (it may raise to cancel)."""
+    between decoder blocks (it may raise to cancel). The model's VAE is left untouched."""
     with running_on(model.vae, model.placement, make_room), ExitStack() as stack:
         stack.enter_context(_call_between_blocks(model.vae.decoder, check))
-        return _view(model).decode(latents, dtype=dtype, tiling=tiling)
-
-
-def to_comfy_latent(latents: torch.Tensor) -> torch.Tensor:
-    """(B, F', C, h, w) -> (B, C, F', h, w), the axis order ComfyUI uses for video latents."""
-    return latents.permute(0, 2, 1, 3, 4).contiguous()
-
-
-def from_comfy_latent(samples: torch.Tensor) -> torch.Tensor:
-    """(B, C, F', h, w) -> (B, F', C, h, w), the order the model and the VAE decode use."""
-    if samples.ndim != 5:
-        raise ValueError(f"expected an EchoVideo LATENT (B, C, F', H/8, W/8), got shape {tuple(samples.shape)}")
-    return samples.permute(0, 2, 1, 3, 4).contiguous()
-
-
-def frames_to_images(frames: torch.Tensor) -> torch.Tensor:
-    """(B, F, H, W, 3) -> ComfyUI IMAGE (B*F, H, W, 3) float32 in [0, 1]."""
-    return frames.reshape(-1, *frames.shape[2:]).float().cpu()
-
-
-def latent_preview(latents: torch.Tensor) -> torch.Tensor:
-    """A coarse (h, w, 3) picture in [-1, 1] of the first latent frame, for progress previews.
-
-    No colour model exists for this latent space: the channels are split in three groups,
-    each group's mean becomes one RGB channel, scaled by its largest magnitude. It shows
-    layout and motion, not colours.
-    """
-    frame = latents[0, 0].float()  # (C, h, w)
-    groups = torch.stack([g.mean(0) for g in frame.chunk(3, dim=0)], dim=-1)
-    return groups / groups.abs().amax().clamp_min(1e-6)
+        return decode_latents(model.vae, latents, dtype=dtype, tiling=tiling, slicing=slicing)

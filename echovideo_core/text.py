@@ -9,14 +9,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Sequence
 
 import torch
 from transformers import T5EncoderModel, T5Tokenizer
-
-from echovideo_core.errors import MissingModelFilesError, require_files
-
 logger = logging.getLogger(__name__)
 
 MAX_SEQUENCE_LENGTH = 226
@@ -34,29 +30,6 @@ class PromptEmbeddings:
     embeds: torch.Tensor
     input_ids: torch.Tensor
     truncated: bool
-
-
-def load_tokenizer(folder: str | Path) -> T5Tokenizer:
-    """The sentencepiece T5 tokenizer from `folder` (a `tokenizer/` directory)."""
-    folder = Path(folder)
-    require_files(folder, ["spiece.model"], what="T5 tokenizer")
-    return T5Tokenizer.from_pretrained(str(folder))
-
-
-def load_text_encoder(folder: str | Path, torch_dtype: torch.dtype = torch.float32) -> T5EncoderModel:
-    """The T5 encoder from `folder` (a `text_encoder/` directory), offline, in eval mode."""
-    folder = Path(folder)
-    require_files(folder, ["config.json"], what="T5 text encoder")
-    if not any(folder.glob("*.safetensors")):
-        raise MissingModelFilesError(
-            f"T5 text encoder: no *.safetensors weights in {folder} "
-            "(expected model.safetensors or sharded model-*.safetensors + index)"
-        )
-    # Eager attention is the release's path (transformers 4.44); SDPA differs by ~6e-6 in
-    # float32 (case A: max abs diff to the release 7.6e-6 with SDPA, 3.1e-6 eager).
-    model = T5EncoderModel.from_pretrained(str(folder), torch_dtype=torch_dtype, local_files_only=True,
-                                           attn_implementation="eager")
-    return model.eval().requires_grad_(False)
 
 
 def tokenize(

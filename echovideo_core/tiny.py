@@ -24,6 +24,7 @@ import torch
 from diffusers import AutoencoderKLCogVideoX
 from transformers import SiglipVisionConfig, SiglipVisionModel, T5Config, T5EncoderModel
 
+from echovideo_core.loading.scheduler import RELEASE_SCHEDULER_CONFIG
 from echovideo_core.transformer import EchoVideoTransformer3DModel
 
 SPIECE_ASSET = Path(__file__).parent / "assets" / "tiny_t5_spiece.model"
@@ -51,13 +52,7 @@ TINY_VAE: dict[str, Any] = dict(
     temporal_compression_ratio=4, sample_height=480, sample_width=720, scaling_factor=0.7,
     use_quant_conv=False, use_post_quant_conv=False,
 )
-SCHEDULER_CONFIG: dict[str, Any] = {  # the CogVideoX-5B / EchoVideo values
-    "_class_name": "CogVideoXDPMScheduler", "beta_end": 0.012, "beta_schedule": "scaled_linear",
-    "beta_start": 0.00085, "clip_sample": False, "clip_sample_range": 1.0, "num_train_timesteps": 1000,
-    "prediction_type": "v_prediction", "rescale_betas_zero_snr": True, "sample_max_value": 1.0,
-    "set_alpha_to_one": True, "snr_shift_scale": 1.0, "steps_offset": 0,
-    "timestep_spacing": "trailing", "trained_betas": None,
-}
+SCHEDULER_CONFIG: dict[str, Any] = {"_class_name": "CogVideoXDPMScheduler", **RELEASE_SCHEDULER_CONFIG}
 SIGLIP_PROCESSOR: dict[str, Any] = {
     "image_processor_type": "SiglipImageProcessor", "do_resize": True, "resample": 3,
     "do_rescale": True, "rescale_factor": 1 / 255, "do_normalize": True,

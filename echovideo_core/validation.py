@@ -12,7 +12,7 @@ import math
 import torch
 
 from echovideo_core.errors import InvalidInputError
-from echovideo_core.guidance import NUMERIC_MODES
+from echovideo_core.geometry import latent_frame_count
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def check_num_frames(num_frames: int, *, allow_long_video: bool = False, tempora
                 "pass allow_long_video=True to try longer videos anyway"
             )
         logger.warning("num_frames=%d is beyond the trained %d frames: expect degraded video", num_frames, MAX_FRAMES)
-    latent_frames = (num_frames - 1) // temporal_compression + 1
+    latent_frames = latent_frame_count(num_frames, temporal_compression)
     if latent_frames % 2 == 0:
         logger.warning(
             "num_frames=%d gives an even latent frame count (%d): the CogVideoX VAE then decodes "
@@ -72,11 +72,8 @@ def check_guidance(guidance_scale: float) -> None:
         raise InvalidInputError(f"guidance_scale must be a finite number >= 0, got {guidance_scale!r}")
 
 
-def check_options(mode: str, output_type: str, decode_dtype: torch.dtype, prompt: object,
-                  negative_prompt: object) -> None:
-    """The remaining switches: numeric mode, output type, decode dtype, prompt types."""
-    if mode not in NUMERIC_MODES:
-        raise InvalidInputError(f"mode must be one of {NUMERIC_MODES}, got {mode!r}")
+def check_options(output_type: str, decode_dtype: torch.dtype, prompt: object, negative_prompt: object) -> None:
+    """The remaining arguments of a call: output type, decode dtype, prompt types."""
     if output_type not in OUTPUT_TYPES:
         raise InvalidInputError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
     if not isinstance(decode_dtype, torch.dtype) or not decode_dtype.is_floating_point:
@@ -85,3 +82,12 @@ def check_options(mode: str, output_type: str, decode_dtype: torch.dtype, prompt
         raise InvalidInputError(f"prompt must be a string, got {type(prompt).__name__}")
     if negative_prompt is not None and not isinstance(negative_prompt, str):
         raise InvalidInputError(f"negative_prompt must be a string or None, got {type(negative_prompt).__name__}")
+
+
+def check_generator(generator: object) -> None:
+    """None or a torch.Generator (a seed goes through `torch.Generator("cpu").manual_seed(seed)`)."""
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise InvalidInputError(
+            f"generator must be a torch.Generator or None, got {type(generator).__name__}; "
+            'for a seed pass generator=torch.Generator("cpu").manual_seed(seed)'
+        )

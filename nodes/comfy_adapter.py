@@ -146,6 +146,18 @@ def check_interrupt() -> None:
         model_management.throw_exception_if_processing_interrupted()
 
 
+def valid_choice(parse: Callable[[str], str], value: str) -> bool | str:
+    """For a node's VALIDATE_INPUTS: True when `parse` (a core vocabulary reader that also
+    accepts older spellings) takes `value`, else its message (ComfyUI shows it)."""
+    from echovideo_core.errors import InvalidInputError
+
+    try:
+        parse(value)
+    except InvalidInputError as err:
+        return str(err)
+    return True
+
+
 def comfy_t5_tokenizer_dir() -> Path | None:
     """ComfyUI's bundled T5 tokenizer (comfy/text_encoders/t5_tokenizer), when present."""
     comfy = _optional("comfy")
@@ -163,7 +175,7 @@ def _preview_maker() -> Callable[[torch.Tensor], object] | None:
         return None
     if cli_args.args.preview_method == cli_args.LatentPreviewMethod.NoPreviews:
         return None
-    from echovideo_core.stages import latent_preview as picture
+    from echovideo_core.interchange import latent_preview as picture
 
     size = getattr(latent_preview, "MAX_PREVIEW_RESOLUTION", 512)
     return lambda latents: ("JPEG", latent_preview.preview_to_image(picture(latents).cpu()), size)
@@ -191,7 +203,7 @@ def placement(mode: str):
     """A core Placement for a loader's `placement` widget, on ComfyUI's devices; inside
     ComfyUI it carries a fresh ComfyModels, so the bundle that keeps the placement keeps
     its patchers (they go when ComfyUI drops the loader's output)."""
-    from echovideo_core.components import Placement
+    from echovideo_core.placement import Placement
 
     manager = ComfyModels() if _optional("comfy.model_patcher") is not None else None
     offload = torch.device("cpu") if mode == "cpu" else offload_device()
@@ -250,7 +262,7 @@ class ComfyModels:
         try:
             yield
         finally:
-            from echovideo_core.components import OFFLOADING
+            from echovideo_core.placement import OFFLOADING
 
             if placement.mode in OFFLOADING:
                 unload(model_management, patcher)

@@ -1,8 +1,9 @@
 """EchoVideo Decode: LATENT -> IMAGE frames (B*F, H, W, 3) float 0..1 for Preview / SaveVideo / VHS."""
 from __future__ import annotations
 
-from echovideo_core.component_loading import PRECISIONS, precision_dtype
-from echovideo_core.stages import decode, frames_to_images, from_comfy_latent
+from echovideo_core.dtypes import PRECISIONS, precision_dtype
+from echovideo_core.interchange import frames_to_images, from_comfy_latent
+from echovideo_core.stages import decode
 
 from . import comfy_adapter as comfy
 

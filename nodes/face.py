@@ -1,8 +1,11 @@
 """EchoVideo Face Encode: photo(s) of one person -> identity (ECHO_FACE) + its preview."""
 from __future__ import annotations
 
-from echovideo_core.guidance import NUMERIC_MODES
-from echovideo_core.stages import encode_face, identity_image_batch, images_to_photos
+from echovideo_core.interchange import identity_image_batch, images_to_photos
+from echovideo_core.numerics import FEATURE_ROUNDINGS, feature_rounding_from
+from echovideo_core.stages import encode_face
+
+from . import comfy_adapter as comfy
 
 
 class EchoVideoFaceEncode:
@@ -25,14 +28,18 @@ class EchoVideoFaceEncode:
             "allow_no_face": ("BOOLEAN", {"default": False, "tooltip": "When no face is found, use the whole image instead of failing."}),
             "face_index": ("INT", {"default": 0, "min": 0, "max": 64, "tooltip": "Which face when a photo shows several (0 = largest)."}),
         }, "optional": {
-            "numeric_mode": (list(NUMERIC_MODES), {"default": "as_released", "tooltip": "as_released: round the SigLIP pixels and the ArcFace vector to bfloat16 as the release does; corrected: keep float32."}),
+            "numeric_mode": (list(FEATURE_ROUNDINGS), {"default": "bfloat16", "tooltip": "Feature rounding. bfloat16: round the SigLIP pixels and the ArcFace vector to bfloat16 as the release does; float32: no rounding."}),
         }}
 
-    def encode(self, face_models, image, allow_no_face, face_index, numeric_mode="as_released"):
+    @classmethod
+    def VALIDATE_INPUTS(cls, numeric_mode="bfloat16"):
+        return comfy.valid_choice(feature_rounding_from, numeric_mode)  # older workflows: as_released / corrected
+
+    def encode(self, face_models, image, allow_no_face, face_index, numeric_mode="bfloat16"):
         face = encode_face(face_models, images_to_photos(image), allow_no_face=allow_no_face, face_index=face_index,
-                           mode=numeric_mode)
+                           feature_rounding=feature_rounding_from(numeric_mode), make_room=comfy.make_room)
         report = "\n".join([f"face found by: {face.method}", *face.warnings])
-        return (face, identity_image_batch(face), report)
+        return (face, identity_image_batch(face.identity_image), report)
 
 
 NODE_CLASS_MAPPINGS = {"EchoVideoFaceEncode": EchoVideoFaceEncode}

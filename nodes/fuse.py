@@ -24,7 +24,7 @@ class EchoVideoIITFFuse:
         }}
 
     def fuse(self, model, face, text):
-        return (fuse(model, text, face, make_room=comfy.make_room),)
+        return (fuse(model, text, face.uncond, face.cond, make_room=comfy.make_room),)
 
 
 NODE_CLASS_MAPPINGS = {"EchoVideoIITFFuse": EchoVideoIITFFuse}

@@ -1,8 +1,9 @@
 """Loader nodes: EchoVideo model (DiT + VAE + scheduler), T5 text encoder, face models."""
 from __future__ import annotations
 
-from echovideo_core.component_loading import PRECISIONS, precision_dtype
-from echovideo_core.components import PLACEMENTS, load_echovideo_model, load_face_models, load_text_encoder_bundle
+from echovideo_core.dtypes import PRECISIONS, precision_dtype
+from echovideo_core.loading.components import load_echovideo_model, load_face_models, load_text_encoder_bundle
+from echovideo_core.placement import PLACEMENTS
 
 from . import comfy_adapter as comfy
 from . import model_choices as choices

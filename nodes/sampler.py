@@ -5,14 +5,21 @@ latents; values are in the DiT's space (VAE latents x 0.7), F' = (frames - 1) / 
 """
 from __future__ import annotations
 
-from echovideo_core.stages import DYNAMIC_CFG_MODES, sample, to_comfy_latent
+from echovideo_core.identity import IdentityControls
+from echovideo_core.interchange import to_comfy_latent
+from echovideo_core.numerics import CFG_SCHEDULES, cfg_schedule_from
+from echovideo_core.sampling import SCHEDULER_ALIASES, SamplingSettings
+from echovideo_core.stages import sample, seeded_generator
 
 from . import comfy_adapter as comfy
+
+CFG_TIP = ("Guidance schedule. timestep: the release's dynamic CFG (evaluated at the timestep value, pseudo-random "
+           "scales); step_index: the same formula at the step index (a smooth ramp); constant: cfg at every step.")
 
 
 class EchoVideoSampler:
     CATEGORY = "EchoVideo"
-    DESCRIPTION = "Denoises a video of the encoded person (CogVideoX DPM sampler, classifier-free guidance, the face latent at every step)."
+    DESCRIPTION = "Denoises a video of the encoded person (CogVideoX sampler, classifier-free guidance, the face latent at every step)."
     RETURN_TYPES = ("LATENT",)
     RETURN_NAMES = ("latent",)
     OUTPUT_TOOLTIPS = ("Video latents (B, C, F', H/8, W/8) for EchoVideo Decode.",)
@@ -29,15 +36,28 @@ class EchoVideoSampler:
             "frames": ("INT", {"default": 49, "min": 1, "max": 49, "step": 4, "tooltip": "4k+1 frames, at most 49 (about 3 s at 16 fps)."}),
             "steps": ("INT", {"default": 50, "min": 1, "max": 500, "tooltip": "Denoising steps."}),
             "cfg": ("FLOAT", {"default": 6.0, "min": 0.0, "max": 30.0, "step": 0.1, "round": 0.01, "tooltip": "Guidance scale; 1 or less turns guidance off."}),
-            "dynamic_cfg": (list(DYNAMIC_CFG_MODES), {"default": "as_released", "tooltip": "as_released: the release's schedule (evaluated at the timestep value); corrected: at the step index; off: constant cfg."}),
+            "dynamic_cfg": (list(CFG_SCHEDULES), {"default": "timestep", "tooltip": CFG_TIP}),
             "seed": ("INT", {"default": 42, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "control_after_generate": True, "tooltip": "Same seed and settings give the same video."}),
-            "scheduler": (["CogVideoXDPM"], {"default": "CogVideoXDPM", "tooltip": "The release's sampler (2nd-order DPM, v-prediction)."}),
+            "scheduler": (list(SCHEDULER_ALIASES), {"default": "CogVideoXDPM", "tooltip": "CogVideoXDPM: the release's sampler (2nd-order DPM, v-prediction); CogVideoXDDIM: first-order DDIM, no noise draws."}),
+        }, "optional": {
+            "identity_strength": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 3.0, "step": 0.05, "tooltip": "The face's share of the fused tokens: 1 as released, 0 text only, above 1 stronger identity (may look pasted)."}),
+            "identity_start": ("INT", {"default": 0, "min": 0, "max": 1000, "tooltip": "Lowest timestep (0..1000) at which the face conditioning applies; 0 = to the end."}),
+            "identity_end": ("INT", {"default": 1000, "min": 0, "max": 1000, "tooltip": "Highest timestep at which it applies; lower it (e.g. 600) to leave the first, layout-setting steps to the prompt (more motion)."}),
+            "identity_guidance": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 30.0, "step": 0.1, "tooltip": "0 = off. Otherwise a separate identity guidance scale: a third, text-only branch per step (1.5x the time)."}),
         }}
 
-    def sample(self, model, conditioning, face, width, height, frames, steps, cfg, dynamic_cfg, seed, scheduler):
-        latents = sample(model, conditioning, face, width=width, height=height, num_frames=frames, steps=steps,
-                         guidance_scale=cfg, dynamic_cfg=dynamic_cfg, seed=seed,
-                         on_step=comfy.step_callback(steps), make_room=comfy.make_room)
+    @classmethod
+    def VALIDATE_INPUTS(cls, dynamic_cfg="timestep"):
+        return comfy.valid_choice(cfg_schedule_from, dynamic_cfg)  # older workflows: as_released / corrected / off
+
+    def sample(self, model, conditioning, face, width, height, frames, steps, cfg, dynamic_cfg, seed, scheduler,
+               identity_strength=1.0, identity_start=0, identity_end=1000, identity_guidance=0.0):
+        settings = SamplingSettings(height=height, width=width, num_frames=frames, num_inference_steps=steps,
+                                    guidance_scale=cfg, cfg_schedule=cfg_schedule_from(dynamic_cfg), scheduler=scheduler)
+        identity = IdentityControls(strength=identity_strength, steps=(identity_start, identity_end),
+                                    guidance=identity_guidance or None)
+        latents = sample(model, conditioning, face.identity_image, settings, generator=seeded_generator(seed),
+                         on_step=comfy.step_callback(steps), make_room=comfy.make_room, identity=identity)
         comfy.release_cache()
         return ({"samples": to_comfy_latent(latents)},)
 

@@ -9,6 +9,8 @@ types) before it calls the node, as ComfyUI's validation does.
 """
 from __future__ import annotations
 
+import inspect
+
 import importlib.util
 import sys
 from dataclasses import dataclass
@@ -220,6 +222,13 @@ def is_link(value: Any) -> bool:
     return isinstance(value, list) and len(value) == 2 and isinstance(value[0], str) and isinstance(value[1], int)
 
 
+def custom_validated(cls: type) -> list[str]:
+    """Inputs a node validates itself: ComfyUI skips its own combo and range checks for every
+    argument of the node's VALIDATE_INPUTS and calls it instead."""
+    validator = getattr(cls, "VALIDATE_INPUTS", None)
+    return [] if validator is None else list(inspect.signature(validator).parameters)
+
+
 def validate(workflow: dict[str, dict], nodes: dict[str, type]) -> None:
     """Every node known, every required input given, widgets valid, link types matching."""
     for node_id, node in workflow.items():
@@ -240,8 +249,11 @@ def validate(workflow: dict[str, dict], nodes: dict[str, type]) -> None:
                 produced = source.RETURN_TYPES[value[1]]
                 if produced != kind and kind != "*":  # "*" accepts any type, as in ComfyUI
                     raise WorkflowError(f"node {node_id}: input {name} wants {kind}, link gives {produced}")
-            else:
+            elif name not in custom_validated(cls):
                 check_widget(node_id, name, kind, options, value)
+        own = {n: v for n, v in node["inputs"].items() if n in custom_validated(cls) and not is_link(v)}
+        if own and (verdict := cls.VALIDATE_INPUTS(**own)) is not True:
+            raise WorkflowError(f"node {node_id} ({node['class_type']}): {verdict}")
 
 
 def run_workflow(workflow: dict[str, dict], nodes: dict[str, type] | None = None) -> dict[str, tuple]:

@@ -52,7 +52,7 @@ def _tiny_lora(path, scale: float) -> None:
 
     import torch
 
-    from echovideo_core.training.lora import save_lora
+    from echovideo_core.lora import save_lora
 
     config = json.loads((tiny_model_dir() / "transformer" / "config.json").read_text())
     inner = config["num_attention_heads"] * config["attention_head_dim"]
@@ -74,7 +74,7 @@ def test_generate_merges_a_lora_and_its_strength_matters(identity_files, tmp_pat
 
 
 def test_generate_refuses_a_lora_for_another_model(identity_files, tmp_path, caplog):
-    from echovideo_core.training.lora import save_lora
+    from echovideo_core.lora import save_lora
 
     import torch
 

@@ -1,4 +1,4 @@
-"""Alignment onto the 512 ArcFace template (DESIGN.md 5.3): hand-computed and real photos."""
+"""Alignment onto the 512 ArcFace template (docs/design.md 5.3): hand-computed and real photos."""
 from __future__ import annotations
 
 from pathlib import Path

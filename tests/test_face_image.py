@@ -1,4 +1,4 @@
-"""Loading any user photo (DESIGN.md 5.1): types, EXIF, size, alpha, grey, CMYK, corrupt files."""
+"""Loading any user photo (docs/design.md 5.1): types, EXIF, size, alpha, grey, CMYK, corrupt files."""
 from __future__ import annotations
 
 import numpy as np

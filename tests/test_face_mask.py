@@ -1,4 +1,4 @@
-"""Masking with the 19-class parsing (DESIGN.md 5.5)."""
+"""Masking with the 19-class parsing (docs/design.md 5.5)."""
 from __future__ import annotations
 
 import numpy as np

@@ -58,7 +58,7 @@ def test_parser_with_a_missing_key_names_it(parser_file, tmp_path):
     del state["ffm.conv1.weight"]
     broken = tmp_path / "broken.pth"
     torch.save(state, broken)
-    with pytest.raises(FaceWeightsMismatchError, match="missing keys: ffm.conv1.weight"):
+    with pytest.raises(FaceWeightsMismatchError, match="missing 1: ffm.conv1.weight"):
         load_parser(broken)
 
 

@@ -1,4 +1,4 @@
-"""FacePreparer end to end with the tiny face models (DESIGN.md section 5, issue 5).
+"""FacePreparer end to end with the tiny face models (docs/design.md section 5, issue 5).
 
 The tiny SCRFD is a marker detector (see echovideo_core/testing/tiny_face_models.py): a
 saturated magenta 32 x 32 cell of the 640 x 640 detector input is a face whose box is the
@@ -17,7 +17,7 @@ from PIL import Image
 from echovideo_core.face import FacePreparer, debug_picture, prepare_many
 from echovideo_core.face.align import arcface_template, transform_points
 from echovideo_core.face.errors import FaceModelsMissingError, ImageLoadError, NoFaceError
-from echovideo_core.face.loading import find_face_models
+from echovideo_core.loading.face import find_face_models
 from echovideo_core.testing.tiny_face_models import write_tiny_face_models, write_tiny_retinaface
 
 MAGENTA = (255, 0, 255)

@@ -87,7 +87,7 @@ def test_cancel_stops_decoding(comfy_stub, basic_run):
 
 
 def test_model_offload_asks_for_room_first_and_moves_the_model_back_even_on_error(basic_run):
-    from echovideo_core.components import Placement, module_bytes, running_on
+    from echovideo_core.placement import Placement, module_bytes, running_on
 
     transformer = basic_run["1"][0].transformer
     cpu = torch.device("cpu")

@@ -8,8 +8,9 @@ from diffusers import AutoencoderKLCogVideoX
 from safetensors.torch import save_file
 from transformers import T5Config, T5EncoderModel
 
-from echovideo_core.component_loading import (load_t5_encoder_file, load_vae, save_with_config,
-                                              vae_config_from_state_dict)
+from echovideo_core.loading.state_dict import save_with_config
+from echovideo_core.loading.text_encoder import load_t5 as load_t5_encoder_file
+from echovideo_core.loading.vae import load_vae, vae_config_from_state_dict
 from echovideo_core.errors import MissingModelFilesError
 from echovideo_core.loading import CheckpointMismatchError
 from echovideo_core.tiny import TINY_T5, TINY_VAE
@@ -33,7 +34,9 @@ def test_t5_single_file_in_comfyui_layout_loads_with_config_from_shapes(t5, tmp_
     save_file(comfy_layout(t5, torch.float16), str(tmp_path / "t5xxl_fp16.safetensors"))
     loaded = load_t5_encoder_file(tmp_path / "t5xxl_fp16.safetensors", torch.float32)
     assert (loaded.config.d_model, loaded.config.num_layers, loaded.config.num_heads, loaded.config.d_kv) == (32, 1, 2, 8)
-    expected = T5EncoderModel(t5.config).eval()
+    config = T5Config(**TINY_T5)
+    config._attn_implementation = "eager"  # as every T5 the library loads: the release's attention
+    expected = T5EncoderModel(config).eval()
     expected.load_state_dict({k: v.half().float() for k, v in t5.state_dict().items()})
     with torch.no_grad():
         assert torch.equal(loaded(IDS)[0], expected(IDS)[0])
@@ -88,7 +91,7 @@ def test_vae_file_with_foreign_keys_is_rejected_naming_them(tmp_path):
     state = {k: v.clone() for k, v in vae.state_dict().items()}
     state["extra.weight"] = torch.zeros(1)
     save_with_config(vae, dict(vae.config), tmp_path / "vae.safetensors")
-    from echovideo_core.component_loading import CONFIG_METADATA_KEY
+    from echovideo_core.loading.state_dict import CONFIG_METADATA_KEY
     import json
     save_file(state, str(tmp_path / "vae_extra.safetensors"),
               metadata={CONFIG_METADATA_KEY: json.dumps({k: list(v) if isinstance(v, tuple) else v
@@ -122,7 +125,7 @@ def test_model_loader_merges_a_lora_from_models_loras_with_its_strength(tiny_kit
     import torch
 
     from comfy_harness import load_pack
-    from echovideo_core.training.lora import save_lora
+    from echovideo_core.lora import save_lora
 
     shutil.copytree(tiny_kit / "echovideo", tmp_path / "echovideo")
     (tmp_path / "loras").mkdir()

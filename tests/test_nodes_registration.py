@@ -58,7 +58,8 @@ def test_sampler_widgets_encode_the_model_limits_and_release_defaults():
         assert specs[side][1]["step"] == 16 and specs[side][1]["default"] == default and specs[side][1]["min"] % 16 == 0
     assert specs["steps"][1]["default"] == 50 and specs["steps"][1]["min"] == 1
     assert specs["cfg"][1]["default"] == 6.0
-    assert specs["dynamic_cfg"][0] == ["as_released", "corrected", "off"]
+    assert specs["dynamic_cfg"][0] == ["timestep", "step_index", "constant"] and specs["dynamic_cfg"][1]["default"] == "timestep"
+    assert specs["scheduler"][0] == ["CogVideoXDPM", "CogVideoXDDIM"] and specs["scheduler"][1]["default"] == "CogVideoXDPM"
     assert specs["seed"][1]["control_after_generate"] is True
 
 

@@ -9,37 +9,54 @@ import comfy_harness as harness
 from echovideo_core.errors import InvalidInputError, MissingModelFilesError
 from echovideo_core.face.errors import NoFaceError
 from echovideo_core.pipeline import EchoVideoPipeline
-from echovideo_core.stages import branches_for, from_comfy_latent
+from echovideo_core.interchange import from_comfy_latent
+from echovideo_core.stages import branches_for
 from nodes_fixtures import api_workflow, basic_run, tiny_kit  # noqa: F401 (fixtures)
+from pipeline_kit import tiny_inputs
+from stage_trace import stages_run_by
 
 
 def node(name: str):
     return harness.load_pack().NODE_CLASS_MAPPINGS[name]()
 
 
-def test_node_graph_gives_the_pipeline_latents_and_frames(basic_run, tiny_kit):
-    inputs = api_workflow("echovideo_basic")["8"]["inputs"]
-    face = basic_run["5"][0]
-    pipe = EchoVideoPipeline.from_pretrained(tiny_kit / "echovideo" / "EchoVideo", torch_dtype=torch.bfloat16)
-    out = pipe(face.identity_image, face.arcface, api_workflow("echovideo_basic")["6"]["inputs"]["prompt"],
-               negative_prompt="", height=inputs["height"], width=inputs["width"], num_frames=inputs["frames"],
-               num_inference_steps=inputs["steps"], guidance_scale=inputs["cfg"], use_dynamic_cfg=True,
-               generator=torch.Generator("cpu").manual_seed(inputs["seed"]), output_type="pt", decode_dtype=torch.float16)
-    node_latents = from_comfy_latent(basic_run["8"][0]["samples"])
-    assert torch.equal(node_latents, out.latents.cpu())
-    assert torch.equal(basic_run["9"][0], out.frames[0].cpu())
+def test_nodes_and_the_pipeline_run_the_same_stage_functions(tiny_kit):
+    """One composition: the node graph and EchoVideoPipeline.__call__ go through stages.py."""
+    workflow = api_workflow("echovideo_basic")
+    by_nodes = stages_run_by(lambda: harness.run_workflow(workflow))
+    pipe = EchoVideoPipeline.from_pretrained(tiny_kit / "echovideo" / "EchoVideo", torch_dtype=torch.float32)
+    image, arcface = tiny_inputs(64)
+    by_pipeline = stages_run_by(lambda: pipe(image, arcface, "a person", height=32, width=32, num_frames=1,
+                                             num_inference_steps=1, decode_dtype=torch.float32))
+    core = {"encode_text", "face_features", "fuse", "sample", "initial_noise", "face_latent", "denoise", "decode"}
+    assert core <= by_pipeline and core <= by_nodes
+    assert "encode_face" in by_nodes  # the node prepares a photo first, then runs face_features
 
 
-def test_face_encode_in_corrected_mode_gives_the_pipelines_corrected_features(basic_run, tiny_kit):
-    """numeric_mode=corrected keeps SigLIP pixels and ArcFace in float32, like the pipeline's mode."""
+def test_face_encode_without_rounding_gives_the_pipelines_float32_features(basic_run, tiny_kit):
+    """numeric_mode=float32 keeps SigLIP pixels and ArcFace in float32, like the pipeline's switch."""
     face_models = basic_run["3"][0]
     photo = basic_run["4"][0]  # the workflow's Load Image output
-    corrected = node("EchoVideoFaceEncode").encode(face_models, photo, False, 0, "corrected")[0]
+    unrounded = node("EchoVideoFaceEncode").encode(face_models, photo, False, 0, "float32")[0]
     released = basic_run["5"][0]
     pipe = EchoVideoPipeline.from_pretrained(tiny_kit / "echovideo" / "EchoVideo", torch_dtype=torch.bfloat16)
-    uncond, cond = pipe.face_features(corrected.identity_image, corrected.arcface, mode="corrected")
-    assert torch.equal(corrected.cond.arcface, cond.arcface) and torch.equal(corrected.cond.siglip, cond.siglip)
-    assert not torch.equal(corrected.cond.arcface, released.cond.arcface)  # as released rounds to bfloat16
+    uncond, cond = pipe.face_features(unrounded.identity_image, unrounded.arcface, feature_rounding="float32")
+    assert torch.equal(unrounded.cond.arcface, cond.arcface) and torch.equal(unrounded.cond.siglip, cond.siglip)
+    assert not torch.equal(unrounded.cond.arcface, released.cond.arcface)  # as released rounds to bfloat16
+
+
+@pytest.mark.parametrize("old, new", [("as_released", "bfloat16"), ("corrected", "float32")])
+def test_face_encode_accepts_the_older_numeric_mode_values(basic_run, old, new):
+    face_encode = node("EchoVideoFaceEncode")
+    assert type(face_encode).VALIDATE_INPUTS(numeric_mode=old) is True
+    legacy = face_encode.encode(basic_run["3"][0], basic_run["4"][0], False, 0, old)[0]
+    current = face_encode.encode(basic_run["3"][0], basic_run["4"][0], False, 0, new)[0]
+    assert torch.equal(legacy.cond.arcface, current.cond.arcface)
+
+
+def test_an_unknown_widget_value_is_named_by_validation():
+    message = type(node("EchoVideoSampler")).VALIDATE_INPUTS(dynamic_cfg="sometimes")
+    assert "cfg_schedule must be one of timestep, step_index, constant" in message
 
 
 def test_latent_output_uses_comfyui_video_axis_order(basic_run):
@@ -110,12 +127,13 @@ def test_decode_rejects_a_latent_in_the_wrong_layout(basic_run):
 
 
 
-@pytest.mark.parametrize("cfg, dynamic_cfg", [(1.0, "off"), (4.5, "off"), (6.0, "as_released")])
-def test_sampler_node_matches_the_pipeline_for_guidance_settings(basic_run, tiny_kit, cfg, dynamic_cfg):
+@pytest.mark.parametrize("cfg, dynamic_cfg", [(1.0, "off"), (4.5, "off"), (6.0, "as_released"), (4.5, "constant"),
+                                             (6.0, "timestep")])
+def test_sampler_node_maps_its_guidance_widgets_old_and_new_onto_the_pipelines_flags(basic_run, tiny_kit, cfg, dynamic_cfg):
     face, prompt = basic_run["5"][0], api_workflow("echovideo_basic")["6"]["inputs"]["prompt"]
     pipe = EchoVideoPipeline.from_pretrained(tiny_kit / "echovideo" / "EchoVideo", torch_dtype=torch.bfloat16)
     expected = pipe(face.identity_image, face.arcface, prompt, negative_prompt="", height=48, width=80, num_frames=5,
-                    num_inference_steps=3, guidance_scale=cfg, use_dynamic_cfg=dynamic_cfg != "off",
+                    num_inference_steps=3, guidance_scale=cfg, use_dynamic_cfg=dynamic_cfg not in ("off", "constant"),
                     generator=torch.Generator("cpu").manual_seed(3), output_type="latent").latents
     latent = node("EchoVideoSampler").sample(basic_run["1"][0], basic_run["7"][0], face, width=80, height=48, frames=5,
                                              steps=3, cfg=cfg, dynamic_cfg=dynamic_cfg, seed=3, scheduler="CogVideoXDPM")[0]
@@ -128,3 +146,16 @@ def test_missing_face_models_name_the_folders_and_files(tiny_kit):
     assert "scrfd_10g_bnkps.onnx + glintr100.onnx" in str(err.value) and str(tiny_kit / "insightface") in str(err.value)
     with pytest.raises(MissingModelFilesError, match="parsing_bisenet.pth .*facexlib"):
         node("EchoVideoFaceModelsLoader").load("insightface/models/antelopev2", "facexlib/gone.pth", "echovideo/EchoVideo", "fp32")
+
+
+def test_sampler_identity_inputs_reach_the_identity_controls(basic_run, tiny_kit):
+    face, prompt = basic_run["5"][0], api_workflow("echovideo_basic")["6"]["inputs"]["prompt"]
+    pipe = EchoVideoPipeline.from_pretrained(tiny_kit / "echovideo" / "EchoVideo", torch_dtype=torch.bfloat16)
+    expected = pipe(face.identity_image, face.arcface, prompt, negative_prompt="", height=48, width=80, num_frames=5,
+                    num_inference_steps=3, guidance_scale=6.0, identity_strength=0.5, identity_steps=(0, 700),
+                    identity_guidance=2.0, generator=torch.Generator("cpu").manual_seed(3), output_type="latent").latents
+    latent = node("EchoVideoSampler").sample(basic_run["1"][0], basic_run["7"][0], face, width=80, height=48, frames=5,
+                                             steps=3, cfg=6.0, dynamic_cfg="timestep", seed=3, scheduler="CogVideoXDPM",
+                                             identity_strength=0.5, identity_start=0, identity_end=700,
+                                             identity_guidance=2.0)[0]
+    assert torch.equal(from_comfy_latent(latent["samples"]), expected.cpu())

@@ -5,7 +5,7 @@ import json
 
 from echovideo_core.cli import build_parser, main
 from echovideo_core.commands.tiny_kit import T5_VOCAB
-from echovideo_core.component_loading import read_state_dict
+from echovideo_core.loading.state_dict import read_state_dict
 from nodes_fixtures import tiny_kit  # noqa: F401 (fixture)
 
 

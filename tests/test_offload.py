@@ -38,7 +38,7 @@ def test_every_module_owning_weights_gets_an_offload_hook_and_outputs_are_unchan
 
 
 def test_sequential_offload_placement_keeps_other_models_moving_whole(tiny_transformer):
-    from echovideo_core.components import Placement, running_on
+    from echovideo_core.placement import Placement, running_on
 
     placement = Placement.create("sequential_offload", "cpu")
     assert placement.storage_device == torch.device("cpu")

@@ -1,7 +1,7 @@
 """Pipeline parity with the release on every reference case in tests/data (case A: 48x80,
 9 frames, 4 steps, dynamic CFG). Sizes, steps and guidance come from case_meta.json, so a
 case of another size or aspect runs the same tests. Bars: 1e-5 per stage, 1e-4 final
-latents and float32 frames, 2e-2 float16 frames (reference README)."""
+latents and float32 frames, 2e-2 float16 frames (tests/data/README.md)."""
 from __future__ import annotations
 
 import pytest
@@ -9,8 +9,10 @@ import torch
 from safetensors.torch import load_file
 
 from echovideo_core import EchoVideoPipeline
-from echovideo_core.face_latent import pad_to_aspect, preprocess_face, vae_spatial_factor
+from echovideo_core.face_latent import pad_to_aspect, preprocess_face
+from echovideo_core.geometry import vae_spatial_factor
 from echovideo_core.guidance import guidance_scales
+from conftest import skip_unless_kernels_match
 from pipeline_kit import assert_stage_close, case_call, case_seed
 
 STAGE_TOL = 1e-5
@@ -95,7 +97,7 @@ def test_initial_noise_and_face_latent_match_release(pipe, call, ref, case_meta)
 def test_guidance_per_step_matches_release(call, ref, case_meta):
     timesteps = ref["scheduler.timesteps"].tolist()
     assert timesteps == case_meta["pipeline_case"]["timesteps"]
-    scales = guidance_scales(call["guidance_scale"], timesteps, use_dynamic_cfg=call["use_dynamic_cfg"])
+    scales = guidance_scales(call["guidance_scale"], timesteps, "timestep" if call["use_dynamic_cfg"] else "constant")
     assert [repr(s) for s in scales] == case_meta["pipeline_case"]["guidance_scale_per_step_repr"]
 
 
@@ -121,6 +123,16 @@ def test_float32_decode_matches_release(pipe, call, ref, case_meta):
     out = pipe(**call, generator=torch.Generator("cpu").manual_seed(case_seed(case_meta)),
                decode_dtype=torch.float32)
     assert_stage_close("frames, float32 VAE", out.frames, ref["out.frames_fp32_vae"], FINAL_TOL)
+
+
+def test_as_released_run_is_bit_exact_where_the_kernels_match(run, ref, case_dir):
+    """Latents of every step and the float16-decoded frames at 0.0 on a machine whose float32
+    kernels match the reference machine's (see conftest.kernel_drift)."""
+    skip_unless_kernels_match(case_dir)
+    out, steps = run
+    for i, latents in enumerate(steps):
+        assert torch.equal(latents.cpu(), ref[f"step{i}.latents_after"]), f"step {i} latents differ"
+    assert torch.equal(torch.as_tensor(out.frames), ref["out.frames"])
 
 
 def test_random_draws_follow_the_release_order(pipe, call, case_meta):

@@ -126,7 +126,8 @@ def test_a_sampling_only_pipeline_says_which_encoder_it_lacks(case_dir, tiny_tra
 
 
 def test_prompt_longer_than_226_tokens_is_cut_with_a_warning(case_dir, caplog):
-    from echovideo_core.text import MAX_SEQUENCE_LENGTH, load_tokenizer, tokenize
+    from echovideo_core.loading.text_encoder import load_tokenizer
+    from echovideo_core.text import MAX_SEQUENCE_LENGTH, tokenize
 
     tokenizer = load_tokenizer(case_dir / "pipeline" / "tokenizer")
     long_prompt = " ".join(["a woman smiles and waves at the camera"] * 60)
@@ -138,7 +139,8 @@ def test_prompt_longer_than_226_tokens_is_cut_with_a_warning(case_dir, caplog):
 
 
 def test_prompt_within_226_tokens_is_not_reported_as_cut(case_dir, caplog):
-    from echovideo_core.text import load_tokenizer, tokenize
+    from echovideo_core.loading.text_encoder import load_tokenizer
+    from echovideo_core.text import tokenize
 
     tokenizer = load_tokenizer(case_dir / "pipeline" / "tokenizer")
     with caplog.at_level(logging.WARNING):

@@ -1,4 +1,4 @@
-"""DESIGN.md section 3 + reference README "Version sensitivity": rotary tables, 0.31 grid."""
+"""docs/design.md section 3 and docs/parity.md (rotary versions): rotary tables, 0.31 grid."""
 from __future__ import annotations
 
 import math

@@ -17,7 +17,7 @@ from echovideo_core.training.checkpoint import list_checkpoints
 from echovideo_core.training.config import config_from_dict
 from echovideo_core.training.data import PreparedDataset
 from echovideo_core.training.preview import face_score
-from echovideo_core.training.lora import LoraMismatchError, apply_lora, save_lora
+from echovideo_core.lora import LoraMismatchError, apply_lora, save_lora
 from echovideo_core.training.trainable import configure_trainable, lora_export_tensors
 from echovideo_core.training.trainer import micro_step, read_metrics, step_context
 from training_fixtures import FRAMES, SIZE, prepared_dataset, tiny_kit, train_config, write_clip, one_thread, run_training  # noqa: F401 (one_thread: autouse fixture)

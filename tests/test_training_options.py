@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 
 from echovideo_core.training.checkpoint import list_checkpoints
 from echovideo_core.training.config import config_from_dict
-from echovideo_core.training.lora import IITF_KEY_PREFIX
+from echovideo_core.lora import IITF_KEY_PREFIX
 from echovideo_core.training.trainer import build_model
 from training_fixtures import train_config, one_thread, run_training  # noqa: F401 (one_thread: autouse fixture)
 
@@ -83,7 +83,7 @@ def test_frozen_weights_load_in_bf16_and_trainable_ones_are_float32(tmp_path):
 
 
 def test_stage_two_starts_from_the_stage_one_lora(tmp_path):
-    from echovideo_core.training.lora import read_lora
+    from echovideo_core.lora import read_lora
     from echovideo_core.training.trainable import lora_export_tensors
 
     _, stage1 = run_training(tmp_path / "s1", max_steps=3, trainable={"mode": "iitf_lora"}, checkpoint={"every": 1000})

@@ -1,4 +1,4 @@
-"""DESIGN.md section 2-3: the full-size state-dict layout and the released config schema."""
+"""docs/design.md section 2-3: the full-size state-dict layout and the released config schema."""
 from __future__ import annotations
 
 import json

@@ -1,10 +1,11 @@
-"""DESIGN.md sections 3-4: the transformer and IITF fusion match the release, stage by stage."""
+"""docs/design.md sections 3-4: the transformer and IITF fusion match the release, stage by stage."""
 from __future__ import annotations
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
+from conftest import skip_unless_kernels_match
 from echovideo_core import rotary_embeddings
 
 TOL = 1e-5
@@ -67,6 +68,16 @@ def test_every_stored_intermediate_matches_the_release(tiny_transformer, case, c
     assert set(expected) <= set(captured), f"not captured: {set(expected) - set(captured)}"
     failures = {k: _max_abs(captured[k], case[k]) for k in expected if _max_abs(captured[k], case[k]) > TOL}
     assert not failures, f"stages over {TOL} max-abs: {failures}"
+
+
+def test_as_released_fusion_and_transformer_are_bit_exact_where_the_kernels_match(tiny_transformer, case, case_dir):
+    """Same arithmetic as the release, layouts included (contiguous ArcFace rows and text_proj
+    input): every stored intermediate at 0.0 on a machine whose kernels match the reference's."""
+    skip_unless_kernels_match(case_dir)
+    captured = _run_with_captures(tiny_transformer, case, (case["in.rotary_cos"], case["in.rotary_sin"]))
+    differing = {k: _max_abs(captured[k], case[k]) for k in case if k.startswith(("mid.", "out."))
+                 if not torch.equal(captured[k].float(), case[k].float())}
+    assert not differing, f"not bit-exact: {differing}"
 
 
 def test_arcface_vector_becomes_the_144_rows_the_release_feeds(case):

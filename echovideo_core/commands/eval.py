@@ -175,13 +175,12 @@ def run_batch(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from echovideo_core.errors import InvalidInputError, MissingModelFilesError
-    from echovideo_core.face.errors import FaceError
+    from echovideo_core.errors import EchoVideoError
 
     try:
         _check_inputs(args)
         line = run_single(args) if args.video is not None else run_batch(args)
-    except (InvalidInputError, MissingModelFilesError, FaceError, FileNotFoundError, FileExistsError) as err:
+    except (EchoVideoError, FileNotFoundError, FileExistsError) as err:  # the user's mistakes: one line
         logger.error("%s", err)
         return 2
     print(line)

@@ -17,14 +17,16 @@ import PIL.Image
 import torch
 from tqdm import tqdm
 
+from echovideo_core.dtypes import DTYPE_NAMES, dtype_from_name
 from echovideo_core.errors import InvalidInputError
 from echovideo_core.face.errors import FaceError
-from echovideo_core.guidance import NUMERIC_MODES
-from echovideo_core.training.lora import LoraMismatchError
+from echovideo_core.identity import parse_identity_steps
+from echovideo_core.lora import LoraMismatchError
+from echovideo_core.numerics import CFG_SCHEDULES, FEATURE_ROUNDINGS, MODES
+from echovideo_core.sampling import SCHEDULERS
 
 logger = logging.getLogger(__name__)
 
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 DEFAULT_MODEL_DIRS = ("models/echovideo",)
 
 
@@ -47,15 +49,32 @@ def add_generation_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
     parser.add_argument("--steps", type=int, default=50, help="denoising steps (default 50)")
     parser.add_argument("--guidance", type=float, default=6.0, help="CFG scale (default 6.0)")
-    parser.add_argument("--no-dynamic-cfg", action="store_true", help="constant guidance scale")
+    parser.add_argument("--no-dynamic-cfg", action="store_true", help="same as --cfg-schedule constant")
     parser.add_argument("--size", type=parse_size, default=(480, 848), help="HxW, multiples of 16 (default 480x848)")
     parser.add_argument("--frames", type=int, default=49, help="4k+1 frames, at most 49 (default 49)")
-    parser.add_argument("--mode", choices=NUMERIC_MODES, default="as_released",
-                        help="as_released: the release's numbers, quirks included; corrected: step-index dynamic CFG, no extra roundings")
+    parser.add_argument("--mode", choices=MODES, default="as_released",
+                        help="preset of the two switches below. as_released: the release's numbers, quirks included "
+                             "(bfloat16 feature rounding, timestep CFG schedule); corrected: float32, step_index")
+    parser.add_argument("--feature-rounding", choices=FEATURE_ROUNDINGS, default=None,
+                        help="bfloat16: round SigLIP pixels and ArcFace to bfloat16 as released; float32: no rounding")
+    parser.add_argument("--cfg-schedule", choices=CFG_SCHEDULES, default=None,
+                        help="timestep: the release's dynamic CFG at the timestep value; step_index: at the step "
+                             "index (smooth ramp); constant: --guidance at every step")
+    parser.add_argument("--scheduler", choices=tuple(SCHEDULERS), default="dpm",
+                        help="dpm: the release's CogVideoX DPM sampler (default); ddim: CogVideoX DDIM")
     parser.add_argument("--negative-prompt", default=None, help='negative prompt (default "")')
-    parser.add_argument("--dtype", choices=sorted(DTYPES), default=None,
-                        help="model dtype (default bfloat16 on CUDA, float32 on CPU)")
-    parser.add_argument("--decode-dtype", choices=sorted(DTYPES), default=None,
+    parser.add_argument("--identity-strength", type=float, default=1.0,
+                        help="scale of the face's share of the fused tokens: 1 = as released (default), 0 = text only, "
+                             ">1 stronger identity")
+    parser.add_argument("--identity-steps", type=_identity_steps, default=None, metavar="A:B",
+                        help="timesteps (0..1000) where the face conditioning applies, e.g. 0:600 keeps it out of "
+                             "the first, layout-setting steps (default: all)")
+    parser.add_argument("--identity-guidance", type=float, default=None, metavar="G",
+                        help="separate identity guidance scale: a third, text-only branch per step (1.5x the time); "
+                             "v = uncond + g (text - uncond) + G (face - text)")
+    parser.add_argument("--dtype", choices=DTYPE_NAMES, default=None,
+                        help="model dtype (default bf16 on CUDA, fp32 on CPU)")
+    parser.add_argument("--decode-dtype", choices=DTYPE_NAMES, default=None,
                         help="VAE decode dtype (default float16 on CUDA as released, float32 on CPU)")
     parser.add_argument("--device", default=None, help="cuda / cpu (default: cuda when available)")
     parser.add_argument("--fps", type=int, default=16, help="frames per second of the mp4 (default 16)")
@@ -65,6 +84,13 @@ def add_generation_options(parser: argparse.ArgumentParser) -> None:
                         help="LoRA .safetensors to merge into the transformer (repeatable)")
     parser.add_argument("--lora-strength", type=float, action="append", default=[],
                         help="strength of each --lora, in order (default 1.0)")
+
+
+def _identity_steps(text: str) -> tuple[int, int]:
+    try:
+        return parse_identity_steps(text)
+    except InvalidInputError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -120,6 +146,7 @@ def generate_video(args: argparse.Namespace, model_dir: Path, identity: np.ndarr
 
     from echovideo_core.io import save_video
     from echovideo_core.pipeline import EchoVideoPipeline
+    from echovideo_core.stages import seeded_generator
 
     transformers.utils.logging.disable_progress_bar()  # one progress bar: ours
 
@@ -127,8 +154,8 @@ def generate_video(args: argparse.Namespace, model_dir: Path, identity: np.ndarr
         raise FileExistsError(f"{args.out} exists; pass --overwrite to replace it")
     device = pick_device(args.device)
     cuda = device.type == "cuda"
-    dtype = DTYPES[args.dtype] if args.dtype else (torch.bfloat16 if cuda else torch.float32)
-    decode_dtype = DTYPES[args.decode_dtype] if args.decode_dtype else (torch.float16 if cuda else torch.float32)
+    dtype = dtype_from_name(args.dtype or ("bf16" if cuda else "fp32"), what="--dtype")
+    decode_dtype = dtype_from_name(args.decode_dtype or ("fp16" if cuda else "fp32"), what="--decode-dtype")
     start = time.perf_counter()
     pipe = EchoVideoPipeline.from_pretrained(model_dir, torch_dtype=dtype, device=device)
     for lora, strength in lora_pairs(args):
@@ -138,7 +165,10 @@ def generate_video(args: argparse.Namespace, model_dir: Path, identity: np.ndarr
         out = pipe(identity, arcface, args.prompt, negative_prompt=args.negative_prompt, height=height,
                    width=width, num_frames=args.frames, num_inference_steps=args.steps,
                    guidance_scale=args.guidance, use_dynamic_cfg=not args.no_dynamic_cfg,
-                   generator=torch.Generator("cpu").manual_seed(args.seed), mode=args.mode,
+                   feature_rounding=args.feature_rounding, cfg_schedule=args.cfg_schedule, scheduler=args.scheduler,
+                   identity_strength=args.identity_strength, identity_steps=args.identity_steps,
+                   identity_guidance=args.identity_guidance,
+                   generator=seeded_generator(args.seed), mode=args.mode,
                    decode_dtype=decode_dtype, callback=lambda step, total, latents: bar.update(1))
     frames = out.frames[0]
     save_video(frames, args.out, fps=args.fps, overwrite=args.overwrite, png_dir=args.png_dir)

@@ -23,8 +23,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from echovideo_core.face.errors import FaceWeightsMismatchError
-from echovideo_core.face.weights import load_state_dict_file, load_strict
+from echovideo_core.errors import CheckpointMismatchError, MissingModelFilesError
+from echovideo_core.face.errors import FaceModelsMissingError, FaceWeightsMismatchError
+from echovideo_core.loading.state_dict import assign_strict, empty_model, read_state_dict, strip_common_prefix
 
 CURRICULARFACE_FILES = ("CurricularFace_Backbone.pth", "CurricularFace_Backbone.safetensors")
 CROP_SIZE = 112
@@ -82,10 +83,17 @@ def units_in(state: Mapping[str, torch.Tensor]) -> tuple[int, int, int, int]:
 
 
 def load_curricularface(path: str | os.PathLike, device: torch.device | str = "cpu") -> IRBackbone:
-    """The backbone in eval mode from a weights-only file, its depth read from the keys."""
-    state = load_state_dict_file(path)
-    model = IRBackbone(units_in(state))
-    load_strict(model, state, what=f"CurricularFace backbone {os.fspath(path)}")
+    """The backbone in eval mode from a weights-only file, its depth read from the keys (so
+    the file is read here, not through `load_face_weights`, which builds the model first)."""
+    try:
+        state = strip_common_prefix(read_state_dict(path)[0], ("module.",))
+    except MissingModelFilesError as err:
+        raise FaceModelsMissingError(str(err)) from err
+    except CheckpointMismatchError as err:
+        raise FaceWeightsMismatchError(str(err)) from err
+    model = empty_model(lambda: IRBackbone(units_in(state)))
+    assign_strict(model, state, what=f"CurricularFace backbone {os.fspath(path)} does not match the IR layout",
+                  ignore_suffixes=("num_batches_tracked",), error=FaceWeightsMismatchError)
     return model.eval().requires_grad_(False).to(device)
 
 

@@ -21,7 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from echovideo_core.face.weights import load_state_dict_file, load_strict
+from echovideo_core.loading.face import load_face_weights
+from echovideo_core.loading.state_dict import empty_model
 
 INCEPTION_FILE = "pt_inception-2015-12-05-6726825d.pth"
 INPUT_SIZE = 299
@@ -187,9 +188,9 @@ class FIDInceptionV3(nn.Module):
 
 
 def load_fid_inception(path: str | os.PathLike, device: torch.device | str = "cpu") -> FIDInceptionV3:
-    """The FID Inception in eval mode from a weights-only .pth (or .safetensors), strictly."""
-    model = FIDInceptionV3()
-    load_strict(model, load_state_dict_file(path), what=f"FID Inception weights {os.fspath(path)}")
+    """The FID Inception in eval mode from a weights-only .pth (or .safetensors), strictly
+    (the face models' reader: `module.` prefixes and absent BatchNorm counters accepted)."""
+    model = load_face_weights(empty_model(FIDInceptionV3), path, "FID Inception weights")
     return model.eval().requires_grad_(False).to(device)
 
 

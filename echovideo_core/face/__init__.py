@@ -1,4 +1,4 @@
-"""Face preparation (DESIGN.md section 5): photo -> identity image + raw ArcFace vector.
+"""Face preparation (docs/design.md section 5): photo -> identity image + raw ArcFace vector.
 
     from echovideo_core.face import FacePreparer
     result = FacePreparer("models/face").prepare("photo.jpg")
@@ -25,7 +25,7 @@ _EXPORTS: dict[str, str] = {
     "REMOVED_CLASSES": "echovideo_core.face.mask",
     "load_rgb": "echovideo_core.face.image",
     "debug_picture": "echovideo_core.face.debug",
-    "find_face_models": "echovideo_core.face.loading",
+    "find_face_models": "echovideo_core.loading.face",
     "NoFaceError": "echovideo_core.face.errors",
     "ImageLoadError": "echovideo_core.face.errors",
     "FaceModelsMissingError": "echovideo_core.face.errors",

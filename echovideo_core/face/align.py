@@ -1,4 +1,4 @@
-"""Five-point alignment onto the ArcFace template scaled to 512 x 512 (DESIGN.md 5.3).
+"""Five-point alignment onto the ArcFace template scaled to 512 x 512 (docs/design.md 5.3).
 
 The template is the classic ArcFace one given for a 96 x 112 crop; x is scaled by 512/96 and
 y by 512/112, so the 512 x 512 crop is a non-uniformly stretched version of that 96 x 112

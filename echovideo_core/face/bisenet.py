@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from echovideo_core.face.weights import load_state_dict_file, load_strict
+from echovideo_core.loading.face import load_face_weights
+from echovideo_core.loading.state_dict import empty_model
 
 logger = logging.getLogger(__name__)
 
@@ -153,9 +154,7 @@ class BiSeNet(nn.Module):
 
 def load_parser(path: str | os.PathLike, device: torch.device | str = "cpu") -> BiSeNet:
     """BiSeNet in eval mode from `parsing_bisenet.pth` (or a .safetensors copy), strictly."""
-    model = BiSeNet(num_classes=19)
-    load_strict(model, load_state_dict_file(path), what=f"BiSeNet parser {os.fspath(path)}")
-    return model.eval().to(device)
+    return load_face_weights(empty_model(lambda: BiSeNet(num_classes=19)), path, "BiSeNet parser").eval().to(device)
 
 
 @torch.no_grad()

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from echovideo_core.face.errors import FaceModelsMissingError
-from echovideo_core.face.loading import onnx_providers
+from echovideo_core.face.devices import onnx_providers
 
 logger = logging.getLogger(__name__)
 

@@ -1,8 +1,10 @@
 """Errors of the face stage, each naming what was tried and what the user can do."""
 from __future__ import annotations
 
+from echovideo_core.errors import CheckpointMismatchError, EchoVideoError
 
-class FaceError(Exception):
+
+class FaceError(EchoVideoError):
     """Base class of every error raised by `echovideo_core.face`."""
 
 
@@ -18,5 +20,5 @@ class FaceModelsMissingError(FaceError, FileNotFoundError):
     """A face model file is not where we look; the message lists paths and expected files."""
 
 
-class FaceWeightsMismatchError(FaceError, ValueError):
+class FaceWeightsMismatchError(FaceError, CheckpointMismatchError):
     """A state dict does not have the released key names / shapes of the parser or detector."""

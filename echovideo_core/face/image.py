@@ -1,4 +1,4 @@
-"""Any user photo -> RGB uint8 (H, W, 3) with the long side at most 1024 (DESIGN.md 5.1).
+"""Any user photo -> RGB uint8 (H, W, 3) with the long side at most 1024 (docs/design.md 5.1).
 
 Accepted: a path (str / os.PathLike), a PIL image, a numpy array (H, W, 3|4) or (H, W)
 uint8, or a torch tensor in ComfyUI's IMAGE layout (B, H, W, C) float in [0, 1] with B == 1

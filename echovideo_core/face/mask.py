@@ -1,4 +1,4 @@
-"""Masking the aligned crop with the 19-class face parsing (DESIGN.md 5.5).
+"""Masking the aligned crop with the 19-class face parsing (docs/design.md 5.5).
 
 Class ids are those of the BiSeNet face parser (CelebAMask-HQ order): 0 background, 1 skin,
 2 left brow, 3 right brow, 4 left eye, 5 right eye, 6 eyeglasses, 7 left ear, 8 right ear,

@@ -16,8 +16,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from typing import TYPE_CHECKING
+
 from echovideo_core.face.image import ImageInput
-from echovideo_core.face.prepare import FacePreparer, FaceResult
+
+if TYPE_CHECKING:  # pragma: no cover - prepare.py imports this module; no cycle at run time
+    from echovideo_core.face.prepare import FacePreparer, FaceResult
 
 logger = logging.getLogger(__name__)
 
@@ -67,11 +71,12 @@ def leave_one_out_similarity(vectors: np.ndarray, scores: np.ndarray) -> np.ndar
     return np.array(sims)
 
 
-def prepare_many(preparer: FacePreparer, images: Sequence[ImageInput], face_index: int = 0) -> MultiFaceResult:
+def prepare_many(preparer: FacePreparer, images: Sequence[ImageInput], face_index: int = 0,
+                 allow_no_face: bool | None = None) -> MultiFaceResult:
     """Prepare every photo and combine them into one identity."""
     if len(images) == 0:
         raise ValueError("prepare_many needs at least one photo")
-    results = tuple(preparer.prepare(image, face_index=face_index) for image in images)
+    results = tuple(preparer.prepare(image, face_index=face_index, allow_no_face=allow_no_face) for image in images)
     vectors = np.stack([r.arcface for r in results]).astype(np.float64)
     scores = np.array([r.det_score or 0.0 for r in results])
     weights = scores / scores.sum() if scores.sum() > 0 else np.full(len(scores), 1.0 / len(scores))

@@ -1,4 +1,4 @@
-"""From any photo to the identity image and the raw ArcFace vector (DESIGN.md section 5).
+"""From any photo to the identity image and the raw ArcFace vector (docs/design.md section 5).
 
 Order: load (EXIF, long side <= 1024) -> insightface (largest face, or `face_index`) ->
 align onto the 512 ArcFace template -> BiSeNet parse -> paint removed classes black.
@@ -29,9 +29,10 @@ from echovideo_core.face.bisenet import load_parser, parse_face
 from echovideo_core.face.detect import DET_SIZE, InsightFaceDetector
 from echovideo_core.face.errors import NoFaceError
 from echovideo_core.face.image import ImageInput, load_rgb
-from echovideo_core.face.loading import FaceModelPaths, find_face_models, onnx_providers, torch_device
+from echovideo_core.face.devices import onnx_providers, torch_device
 from echovideo_core.face.mask import keep_mask, mask_identity
 from echovideo_core.face.retinaface import centre_face, detect_retinaface, load_retinaface
+from echovideo_core.loading.face import FaceModelPaths, find_face_models
 
 if TYPE_CHECKING:  # pragma: no cover
     from echovideo_core.face.multi import MultiFaceResult
@@ -100,8 +101,9 @@ class FacePreparer:
                                retinaface=Path(retinaface) if retinaface else None)
         return cls(paths, **options)
 
-    def prepare(self, image: ImageInput, face_index: int = 0) -> FaceResult:
-        """Prepare one photo; `face_index` picks among insightface's faces sorted largest first."""
+    def prepare(self, image: ImageInput, face_index: int = 0, allow_no_face: bool | None = None) -> FaceResult:
+        """Prepare one photo; `face_index` picks among insightface's faces sorted largest first;
+        `allow_no_face` overrides the preparer's setting for this call."""
         photo = load_rgb(image)
         notes: list[str] = []
         faces = self.detector.detect(photo)
@@ -115,7 +117,8 @@ class FacePreparer:
             fields = dict(bbox=face.bbox, landmarks5=face.landmarks5, det_score=face.score,
                           arcface=face.embedding, method="insightface")
         else:
-            fields, aligned, matrix = self._fallback(photo, notes)
+            allowed = self.allow_no_face if allow_no_face is None else allow_no_face
+            fields, aligned, matrix = self._fallback(photo, notes, allowed)
         parsing = parse_face(self.parser, aligned)
         kept = float(keep_mask(parsing).mean())
         if kept < MIN_KEPT_FRACTION:
@@ -127,13 +130,14 @@ class FacePreparer:
             warnings=tuple(notes), align_matrix=matrix, photo=photo, num_faces=len(faces), **fields,
         )
 
-    def prepare_many(self, images: Sequence[ImageInput], face_index: int = 0) -> MultiFaceResult:
+    def prepare_many(self, images: Sequence[ImageInput], face_index: int = 0,
+                     allow_no_face: bool | None = None) -> MultiFaceResult:
         """Several photos of one person -> MultiFaceResult; see `echovideo_core.face.multi`."""
         from echovideo_core.face.multi import prepare_many
 
-        return prepare_many(self, images, face_index=face_index)
+        return prepare_many(self, images, face_index=face_index, allow_no_face=allow_no_face)
 
-    def _fallback(self, photo: np.ndarray, notes: list[str]) -> tuple[dict, np.ndarray, np.ndarray | None]:
+    def _fallback(self, photo: np.ndarray, notes: list[str], allow_no_face: bool) -> tuple[dict, np.ndarray, np.ndarray | None]:
         """RetinaFace landmarks, then the whole image (if allowed), else NoFaceError."""
         notes.append("insightface found no face")
         tried = ["insightface antelopev2"]
@@ -150,7 +154,7 @@ class FacePreparer:
                               arcface=self.detector.embed_crop(aligned), method="retinaface")
                 return fields, aligned, matrix
             notes.append("RetinaFace found no face either")
-        if not self.allow_no_face:
+        if not allow_no_face:
             raise NoFaceError(
                 f"no face found in the photo (tried {' and '.join(tried)}). Use a clear, frontal, well-lit "
                 "photo where the face is at least ~64 px wide, or pass allow_no_face=True "

@@ -1,6 +1,6 @@
 """RetinaFace (ResNet-50) landmark detector, loading `detection_Resnet50_Final.pth`.
 
-Used only as the fallback when insightface finds no face (DESIGN.md 5.4). Attribute names
+Used only as the fallback when insightface finds no face (docs/design.md 5.4). Attribute names
 follow the released key layout: `body.*` (a torchvision-style ResNet-50 up to layer4),
 `fpn.output1..3 / merge1..2`, `ssh1..3`, `ClassHead.i.conv1x1`, `BboxHead.i.conv1x1`,
 `LandmarkHead.i.conv1x1`. Pre-processing as released: BGR float minus (104, 117, 123), the
@@ -18,7 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from echovideo_core.face.weights import load_state_dict_file, load_strict
+from echovideo_core.loading.face import load_face_weights
+from echovideo_core.loading.state_dict import empty_model
 
 MIN_SIZES = ((16, 32), (64, 128), (256, 512))
 STEPS = (8, 16, 32)
@@ -197,9 +198,7 @@ class RetinaDetection:
 
 def load_retinaface(path: str | os.PathLike, device: torch.device | str = "cpu") -> RetinaFace:
     """RetinaFace in eval mode from `detection_Resnet50_Final.pth` (or .safetensors), strictly."""
-    model = RetinaFace()
-    load_strict(model, load_state_dict_file(path), what=f"RetinaFace detector {os.fspath(path)}")
-    return model.eval().to(device)
+    return load_face_weights(empty_model(lambda: RetinaFace()), path, "RetinaFace detector").eval().to(device)
 
 
 @torch.no_grad()

@@ -2,7 +2,7 @@
 
 The tiny reference transformer keeps a full-size face resampler (190 MB in float32), so the
 reference folder stores a recipe instead of those 51 tensors: each value is a pure function
-of (tag, key, flat index). Stated in the reference README; implemented here with numpy
+of (tag, key, flat index). Stated in the recipe file (face_prj_wofc_recipe.json, "recipe"); implemented here with numpy
 uint64 arithmetic, whose wrap-around is the recipe's "modulo 2**64".
 """
 from __future__ import annotations

@@ -22,10 +22,11 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from echovideo_core.atomic import write_json_atomic
-from echovideo_core.training.lora import save_lora
+from echovideo_core.loading.state_dict import open_tensors, read_state_dict
+from echovideo_core.lora import save_lora
 
 logger = logging.getLogger(__name__)
 
@@ -115,18 +116,16 @@ def load_checkpoint(accelerator: Any, path: str | Path) -> tuple[ResumeState, di
     path = Path(path)
     accelerator.load_state(str(path), strict=False)
     state = json.loads((path / STATE_NAME).read_text())
-    ema = load_file(str(path / EMA_NAME)) if (path / EMA_NAME).is_file() else None
+    ema = read_state_dict(path / EMA_NAME)[0] if (path / EMA_NAME).is_file() else None
     logger.info("resumed from %s (step %d)", path, state["step"])
     return ResumeState(step=int(state["step"]), path=path), ema
 
 
 def checkpoint_weight_keys(path: str | Path) -> set[str]:
     """Tensor names in a checkpoint's model file (to check that trainable ones are all there)."""
-    from safetensors import safe_open
-
     keys: set[str] = set()
     for file in sorted(Path(path).glob("model*.safetensors")):
-        with safe_open(str(file), framework="pt", device="cpu") as f:
+        with open_tensors(file) as f:
             keys.update(f.keys())
     return keys
 

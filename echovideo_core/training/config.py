@@ -14,6 +14,9 @@ from typing import Any, Literal, Mapping, get_args, get_origin, get_type_hints
 
 import yaml
 
+from echovideo_core.errors import InvalidInputError
+from echovideo_core.numerics import numerics_for
+
 Trainable = Literal["iitf", "iitf_lora", "full"]
 MixedPrecision = Literal["no", "bf16", "fp16"]
 
@@ -21,7 +24,7 @@ IITF_PREFIXES: tuple[str, ...] = ("face_proj.", "text_proj.", "face_info_proj.",
 """Parameter-name prefixes of the IITF layers (the checkpoint's names)."""
 
 
-class TrainConfigError(ValueError):
+class TrainConfigError(InvalidInputError):
     """The training YAML has an unknown key, a wrong type or an invalid value."""
 
 
@@ -105,6 +108,10 @@ class ValidationConfig:
     num_inference_steps: int = 50
     guidance_scale: float = 6.0
     seed: int = 42
+    # The inference switches (numerics.py): the preset, and either switch overridden when set.
+    mode: str = "as_released"
+    feature_rounding: str | None = None
+    cfg_schedule: str | None = None
     # Folder with the face models (antelopev2/, parsing_bisenet.pth, ...) for the face score;
     # without it the score is reported as unavailable, never guessed.
     face_models: str | None = None
@@ -155,6 +162,11 @@ def check_config(cfg: TrainConfig) -> None:
         problems.append(f"model.frozen_dtype must be float32 or bfloat16, got {cfg.model.frozen_dtype!r}")
     elif cfg.model.frozen_dtype == "bfloat16" and cfg.mixed_precision != "bf16":
         problems.append("model.frozen_dtype bfloat16 needs mixed_precision bf16 (set frozen_dtype: float32 otherwise)")
+    try:
+        v = cfg.validation
+        numerics_for(v.mode, feature_rounding=v.feature_rounding, cfg_schedule=v.cfg_schedule)
+    except InvalidInputError as err:
+        problems.append(f"validation.{err}")
     if problems:
         raise TrainConfigError("invalid training config: " + "; ".join(problems))
 

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
-from safetensors.torch import load_file
+from echovideo_core.face_latent import with_zero_frames
+from echovideo_core.loading.state_dict import open_tensors, read_state_dict
 
 INDEX_NAME = "index.json"
 UNCOND_NAME = "uncond.safetensors"
@@ -55,9 +55,8 @@ class SampleRef:
 
 
 def face_latent_frames(face: torch.Tensor, latent_frames: int) -> torch.Tensor:
-    """(C, h, w) encoded face -> (F', C, h, w) with zero frames after it (DESIGN.md 5.6)."""
-    zeros = face.new_zeros((latent_frames - 1, *face.shape))
-    return torch.cat([face[None], zeros], dim=0)
+    """(C, h, w) encoded face -> (F', C, h, w) with zero frames after it (docs/design.md, face latent)."""
+    return with_zero_frames(face[None], latent_frames)
 
 
 class PreparedDataset(torch.utils.data.Dataset):
@@ -85,10 +84,10 @@ class PreparedDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         ref = self.samples[i]
-        with safe_open(str(ref.shard), framework="pt", device="cpu") as f:
-            latents = f.get_slice("latents")[ref.window]
-            face = f.get_tensor("face_latent")
-            item = {name: f.get_tensor(name).float() for name in ("text", "siglip", "arcface")}
+        with open_tensors(ref.shard) as f:
+            latents = f.row("latents", ref.window)
+            face = f.get("face_latent")
+            item = {name: f.get(name).float() for name in ("text", "siglip", "arcface")}
         item["latents"] = latents.float()
         item["face_latent"] = face_latent_frames(face.float(), latents.shape[0])
         item["index"] = torch.tensor(i, dtype=torch.int64)
@@ -97,15 +96,15 @@ class PreparedDataset(torch.utils.data.Dataset):
     def identity(self, i: int = 0) -> tuple[torch.Tensor, torch.Tensor, str]:
         """(identity image (512, 512, 3) uint8, raw ArcFace (512,), caption) of sample i."""
         ref = self.samples[i]
-        with safe_open(str(ref.shard), framework="pt", device="cpu") as f:
-            return f.get_tensor("identity_image"), f.get_tensor("arcface").float(), ref.caption
+        with open_tensors(ref.shard) as f:
+            return f.get("identity_image"), f.get("arcface").float(), ref.caption
 
     def unconditional(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(T5 of "" (1, 226, D_text), SigLIP of a black image (1, 196, D_face))."""
         path = self.root / UNCOND_NAME
         if not path.is_file():
             raise PreparedDataError(f"{path} is missing: the prepared folder is incomplete")
-        tensors = load_file(str(path))
+        tensors, _ = read_state_dict(path)
         return tensors["text"][None].float(), tensors["siglip"][None].float()
 
     @property

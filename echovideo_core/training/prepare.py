@@ -29,9 +29,11 @@ from transformers import T5EncoderModel, T5Tokenizer
 
 from echovideo_core.atomic import atomic_path, write_json_atomic
 from echovideo_core.face.errors import FaceError
-from echovideo_core.face_features import SiglipEncoder, encode_siglip
+from echovideo_core.face_features import encode_siglip
 from echovideo_core.face_latent import encode_face_latent
+from echovideo_core.loading.siglip import SiglipEncoder
 from echovideo_core.text import encode_prompt
+from echovideo_core.validation import check_num_frames, check_size
 from echovideo_core.training.data import CACHE_FORMAT, CACHE_VERSION, INDEX_NAME, SHARD_DIR, UNCOND_NAME
 
 logger = logging.getLogger(__name__)
@@ -57,10 +59,8 @@ class PrepareSettings:
     max_sequence_length: int = 226
 
     def __post_init__(self) -> None:
-        if self.height % 16 or self.width % 16:
-            raise ValueError(f"height and width must be multiples of 16, got {self.height}x{self.width}")
-        if (self.num_frames - 1) % 4:
-            raise ValueError(f"num_frames must be 4k + 1 (e.g. 49), got {self.num_frames}")
+        check_size(self.height, self.width)
+        check_num_frames(self.num_frames, allow_long_video=True)
         if self.frame_stride < 1 or self.windows_per_clip < 1:
             raise ValueError("frame_stride and windows_per_clip must be >= 1")
 
@@ -243,10 +243,10 @@ def prepare_dataset(entries: list[ManifestEntry], out: str | Path, encoders: Enc
 
 def _clip_record(entry: ManifestEntry, name: str, out: Path) -> dict[str, Any]:
     """Index record of a finished shard that the index lost (killed between shard and index write)."""
-    from safetensors import safe_open
+    from echovideo_core.loading.state_dict import open_tensors
 
-    with safe_open(str(out / name), framework="pt", device="cpu") as f:
-        windows = f.get_slice("latents").get_shape()[0]
+    with open_tensors(out / name) as f:
+        windows = f.shape("latents")[0]
     return {"video": str(entry.video), "caption": entry.caption, "shard": name, "windows": int(windows)}
 
 
@@ -254,20 +254,20 @@ def load_encoders(model_dir: str | Path, face_models: str | Path, *, device: str
                   dtype: torch.dtype = torch.float32) -> Encoders:
     """T5, VAE (float32: latents are cached once, precision is cheap here) and SigLIP from a
     released folder, and the face models from `face_models`; offline only."""
-    from echovideo_core.errors import require_files
     from echovideo_core.face import FacePreparer
-    from echovideo_core.face_features import load_siglip
-    from echovideo_core.text import load_text_encoder, load_tokenizer
+    from echovideo_core.loading.components import check_released_folder
+    from echovideo_core.loading.siglip import load_siglip
+    from echovideo_core.loading.text_encoder import load_t5, load_tokenizer
+    from echovideo_core.loading.vae import load_vae
 
     root = Path(model_dir)
-    require_files(root / "vae", ["config.json"], what="VAE")
-    vae = AutoencoderKLCogVideoX.from_pretrained(str(root / "vae"), torch_dtype=torch.float32, local_files_only=True)
-    siglip = load_siglip(root / "clip_visual_encoder", dtype)
+    check_released_folder(root, ["vae", "text_encoder", "tokenizer", "siglip"])
+    siglip = load_siglip(root, dtype)
     siglip.model.to(device)
     return Encoders(
         tokenizer=load_tokenizer(root / "tokenizer"),
-        text_encoder=load_text_encoder(root / "text_encoder", dtype).to(device),
-        vae=vae.eval().requires_grad_(False).to(device),
+        text_encoder=load_t5(root / "text_encoder", dtype).to(device),
+        vae=load_vae(root / "vae", torch.float32).to(device),
         siglip=siglip,
         face=FacePreparer(face_models),
     )

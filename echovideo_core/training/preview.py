@@ -95,6 +95,7 @@ class Validator:
     @torch.no_grad()
     def run(self, model: torch.nn.Module, step: int) -> ValidationResult:
         from echovideo_core.io import save_video
+        from echovideo_core.stages import seeded_generator
 
         v = self.cfg.validation
         was_training = model.training
@@ -107,7 +108,8 @@ class Validator:
                 out = pipe(self.identity, self.arcface, self.prompt, height=int(self.settings["height"]),
                            width=int(self.settings["width"]), num_frames=int(self.settings["num_frames"]),
                            num_inference_steps=v.num_inference_steps, guidance_scale=v.guidance_scale,
-                           generator=torch.Generator("cpu").manual_seed(v.seed), decode_dtype=torch.float32)
+                           mode=v.mode, feature_rounding=v.feature_rounding, cfg_schedule=v.cfg_schedule,
+                           generator=seeded_generator(v.seed), decode_dtype=torch.float32)
         finally:
             model.train(was_training)
         frames = np.asarray(out.frames[0])

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from echovideo_core.training.config import IITF_PREFIXES, TrainableConfig
-from echovideo_core.training.lora import IITF_KEY_PREFIX
+from echovideo_core.lora import IITF_KEY_PREFIX
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def load_lora_into_trainable(model: nn.Module, path: str) -> int:
     `iitf.P` to `P`; every tensor must land on a trainable parameter of the same shape (same
     rank, same targets), so the next export stays relative to the same base model.
     """
-    from echovideo_core.training.lora import read_lora
+    from echovideo_core.lora import read_lora
 
     tensors, _ = read_lora(path)
     params = dict(model.named_parameters())

@@ -1,4 +1,6 @@
-"""EchoVideo LoRA files: write them from a trained model, apply them with a strength.
+"""EchoVideo LoRA files: the format, and merging one into the DiT with a strength.
+
+Inference owns this module (training writes the same format through `save_lora`).
 
 File layout (`.safetensors`), written by `lora_tensors` + `save_lora`:
 
@@ -22,11 +24,12 @@ from pathlib import Path
 from typing import Mapping
 
 import torch
-from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
 from echovideo_core.atomic import atomic_path
+from echovideo_core.errors import LoraMismatchError
+from echovideo_core.loading.state_dict import read_state_dict
 
 logger = logging.getLogger(__name__)
 
@@ -35,10 +38,6 @@ IITF_KEY_PREFIX = "iitf."
 _PREFIXES = ("base_model.model.", "transformer.", "diffusion_model.", "model.diffusion_model.")
 _A_NAMES = (".lora_A.weight", ".lora_down.weight")
 _B_NAMES = (".lora_B.weight", ".lora_up.weight")
-
-
-class LoraMismatchError(ValueError):
-    """The LoRA file does not fit the model; the message lists the offending keys."""
 
 
 @dataclass(frozen=True)
@@ -67,11 +66,8 @@ def _split(key: str) -> tuple[str, str] | None:
 
 
 def read_lora(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"LoRA file {path} does not exist")
-    with safe_open(str(path), framework="pt", device="cpu") as f:
-        return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
+    """Tensors and metadata of a LoRA file (the library's one reader: safetensors or weights-only)."""
+    return read_state_dict(path)
 
 
 def _group(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str]):

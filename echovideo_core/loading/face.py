@@ -1,11 +1,15 @@
-"""Where the face models live, and which device / ONNX providers run them.
+"""Where the face models live, and their PyTorch weights (BiSeNet parser, RetinaFace).
 
-Layout of the face-model folder (`--models DIR`; nothing is ever downloaded):
+Layout of the face-model folder (`--face-models DIR`; nothing is ever downloaded):
 
     DIR/antelopev2/scrfd_10g_bnkps.onnx, glintr100.onnx   (insightface antelopev2; the
         mistaken nesting DIR/antelopev2/antelopev2/*.onnx and DIR/models/antelopev2 work too)
     DIR/parsing_bisenet.pth            (or .safetensors; the BiSeNet face parser)
     DIR/detection_Resnet50_Final.pth   (or .safetensors; RetinaFace, only for the fallback)
+
+The .pth files are facexlib's releases; they are read weights-only through the library's
+one reader, checked key by key (a DataParallel `module.` prefix is accepted; BatchNorm's
+`num_batches_tracked` counters may be absent: they do not affect inference).
 """
 from __future__ import annotations
 
@@ -14,10 +18,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import onnxruntime
-import torch
+from torch import nn
 
-from echovideo_core.face.errors import FaceModelsMissingError
+from echovideo_core.errors import CheckpointMismatchError, MissingModelFilesError
+from echovideo_core.face.errors import FaceModelsMissingError, FaceWeightsMismatchError
+from echovideo_core.loading.state_dict import assign_strict, read_state_dict, strip_common_prefix
 
 logger = logging.getLogger(__name__)
 
@@ -37,11 +42,7 @@ class FaceModelPaths:
 
 
 def _first_file(root: Path, names: tuple[str, ...]) -> Path | None:
-    for name in names:
-        candidate = root / name
-        if candidate.is_file():
-            return candidate
-    return None
+    return next((root / name for name in names if (root / name).is_file()), None)
 
 
 def find_antelopev2(models_dir: Path) -> Path:
@@ -61,7 +62,10 @@ def find_face_models(models_dir: str | os.PathLike) -> FaceModelPaths:
     """Locate every face model under `models_dir`; raises FaceModelsMissingError naming files."""
     root = Path(models_dir).expanduser()
     if not root.is_dir():
-        raise FaceModelsMissingError(f"face model folder not found: {root}")
+        raise FaceModelsMissingError(
+            f"face model folder not found: {root} (expected antelopev2/{ANTELOPEV2_FILES[0]}, "
+            f"antelopev2/{ANTELOPEV2_FILES[1]} and {PARSER_FILES[0]} in it)"
+        )
     antelopev2 = find_antelopev2(root)
     parser = _first_file(root, PARSER_FILES)
     if parser is None:
@@ -76,14 +80,14 @@ def find_face_models(models_dir: str | os.PathLike) -> FaceModelPaths:
     return FaceModelPaths(antelopev2=antelopev2, parser=parser, retinaface=retinaface)
 
 
-def onnx_providers() -> list[str]:
-    """CUDA (with CPU behind it) when this onnxruntime build offers it, else CPU."""
-    available = onnxruntime.get_available_providers()
-    if "CUDAExecutionProvider" in available:
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    return ["CPUExecutionProvider"]
-
-
-def torch_device() -> torch.device:
-    """Device for the parser / RetinaFace: the GPU when torch sees one."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+def load_face_weights(model: nn.Module, path: str | os.PathLike, what: str) -> nn.Module:
+    """Fill `model` from a facexlib-style weight file, strictly; face errors name the file."""
+    try:
+        state, _ = read_state_dict(path)
+    except MissingModelFilesError as err:
+        raise FaceModelsMissingError(str(err)) from err
+    except CheckpointMismatchError as err:
+        raise FaceWeightsMismatchError(str(err)) from err
+    assign_strict(model, strip_common_prefix(state, ("module.",)), ignore_suffixes=("num_batches_tracked",),
+                  what=f"{what} {os.fspath(path)} does not match the released layout", error=FaceWeightsMismatchError)
+    return model
