@@ -2,7 +2,8 @@
 for the few core nodes the workflows use, and a small executor for API-format workflows.
 
 The stand-ins declare the same inputs as ComfyUI 0.3.x's LoadImage, ImageBatch, CreateVideo,
-SaveVideo and PreviewImage; they read/record plain tensors. The executor validates every
+SaveVideo, PreviewImage and PreviewAny ("Preview as Text", input type "*" = any); they
+read/record plain tensors and text. The executor validates every
 input against the node's INPUT_TYPES (required inputs, combo values, number limits, link
 types) before it calls the node, as ComfyUI's validation does.
 """
@@ -40,6 +41,18 @@ def load_pack(name: str = PACK_NAME):
         sys.modules.pop(name, None)
         raise
     return module
+
+
+def load_pack_without(package: str, monkeypatch) -> Any:
+    """The pack imported afresh as if `package` were not installed (find_spec says so)."""
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == package else real_find_spec(name, *a))
+    name = f"{PACK_NAME}_no_{package}"
+    try:
+        return load_pack(name)
+    finally:
+        for key in [k for k in sys.modules if k.startswith(name)]:
+            del sys.modules[key]
 
 
 @dataclass(frozen=True)
@@ -123,7 +136,24 @@ class PreviewImage:
         return {"ui": {"images": []}}
 
 
-CORE_NODES: dict[str, type] = {cls.__name__: cls for cls in (LoadImage, ImageBatch, CreateVideo, SaveVideo, PreviewImage)}
+class PreviewAny:
+    RETURN_TYPES = ("STRING",)
+    FUNCTION = "main"
+    OUTPUT_NODE = True
+    shown: list[str] = []
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"source": ("*", {})}}
+
+    def main(self, source=None):
+        text = source if isinstance(source, str) else str(source)
+        PreviewAny.shown.append(text)
+        return {"ui": {"text": (text,)}, "result": (text,)}
+
+
+CORE_NODES: dict[str, type] = {cls.__name__: cls for cls in (LoadImage, ImageBatch, CreateVideo, SaveVideo, PreviewImage,
+                                                             PreviewAny)}
 
 
 class WorkflowError(ValueError):
@@ -217,7 +247,7 @@ def validate(workflow: dict[str, dict], nodes: dict[str, type]) -> None:
             if is_link(value):
                 source = nodes[workflow[value[0]]["class_type"]]
                 produced = source.RETURN_TYPES[value[1]]
-                if produced != kind:
+                if produced != kind and kind != "*":  # "*" accepts any type, as in ComfyUI
                     raise WorkflowError(f"node {node_id}: input {name} wants {kind}, link gives {produced}")
             elif name not in custom_validated(cls):
                 check_widget(node_id, name, kind, options, value)

@@ -2,7 +2,6 @@
 limits that encode the model's limits, and optional dependencies that disable only their nodes."""
 from __future__ import annotations
 
-import importlib.util
 import sys
 
 import pytest
@@ -18,6 +17,7 @@ EXPECTED = {
     "EchoVideoIITFFuse": "EchoVideo IITF Fuse",
     "EchoVideoSampler": "EchoVideo Sampler",
     "EchoVideoDecode": "EchoVideo Decode",
+    "EchoVideoIdentityScore": "EchoVideo Identity Score",
 }
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN"}
 OUR_TYPES = {"ECHO_MODEL", "ECHO_TEXT_ENCODER", "ECHO_FACE_MODELS", "ECHO_FACE", "ECHO_TEXT", "ECHO_COND", "IMAGE", "LATENT", "STRING"}
@@ -64,14 +64,7 @@ def test_sampler_widgets_encode_the_model_limits_and_release_defaults():
 
 
 def test_missing_optional_dependency_disables_only_the_nodes_that_need_it(monkeypatch, caplog):
-    real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "insightface" else real_find_spec(name, *a))
-    try:
-        pack = harness.load_pack("ComfyUI_EchoVideo_no_insightface")
-    finally:
-        for key in [k for k in sys.modules if k.startswith("ComfyUI_EchoVideo_no_insightface")]:
-            del sys.modules[key]
+    pack = harness.load_pack_without("insightface", monkeypatch)
     assert set(pack.DISABLED_NODES) == {"EchoVideoFaceModelsLoader", "EchoVideoFaceEncode"}
     assert "insightface" in pack.DISABLED_NODES["EchoVideoFaceEncode"]
     assert set(pack.NODE_CLASS_MAPPINGS) == set(EXPECTED) - set(pack.DISABLED_NODES)
@@ -85,5 +78,6 @@ def test_a_group_that_fails_to_import_is_disabled_without_breaking_the_import(mo
     finally:
         for key in [k for k in sys.modules if k.startswith("ComfyUI_EchoVideo_broken_stages")]:
             del sys.modules[key]
-    assert set(pack.NODE_CLASS_MAPPINGS) == {"EchoVideoModelLoader", "EchoVideoTextEncoderLoader", "EchoVideoFaceModelsLoader"}
+    assert set(pack.NODE_CLASS_MAPPINGS) == {"EchoVideoModelLoader", "EchoVideoTextEncoderLoader", "EchoVideoFaceModelsLoader",
+                                             "EchoVideoIdentityScore"}  # it does not use the stages
     assert "ModuleNotFoundError" in pack.DISABLED_NODES["sampler"] or "ImportError" in pack.DISABLED_NODES["sampler"]

@@ -118,7 +118,7 @@ def test_two_processes_match_one_process_at_equal_global_batch(tmp_path):
 def test_a_hanging_process_group_teardown_ends_the_worker_after_the_deadline():
     """pytorch#75097: destroy_process_group can hang; a finished worker must still exit."""
     script = ("import time\n"
-              "from echovideo_core.training.trainer import exit_if_teardown_hangs\n"
+              "from echovideo_core.distributed import exit_if_teardown_hangs\n"
               "with exit_if_teardown_hangs(True, seconds=0.5):\n"
               "    time.sleep(60)  # stands in for a teardown that never returns\n"
               "raise SystemExit(3)\n")
@@ -129,7 +129,7 @@ def test_a_hanging_process_group_teardown_ends_the_worker_after_the_deadline():
 
 
 def test_single_process_teardown_is_not_watched():
-    from echovideo_core.training.trainer import exit_if_teardown_hangs
+    from echovideo_core.distributed import exit_if_teardown_hangs
 
     with exit_if_teardown_hangs(False, seconds=0.01):
         time.sleep(0.2)  # still here: nothing was armed

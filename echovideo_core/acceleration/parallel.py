@@ -196,7 +196,7 @@ def parallel_run(mode: str, device: torch.device | str) -> Iterator[ParallelSetu
     if setup.mode == "none":
         yield setup
         return
-    from echovideo_core.training.trainer import exit_if_teardown_hangs
+    from echovideo_core.distributed import exit_if_teardown_hangs
 
     try:
         yield setup

@@ -20,6 +20,8 @@ import torch
 
 from echovideo_core.training.config import TrainConfig
 from echovideo_core.atomic import write_json_atomic
+from echovideo_core.evaluation.identity import cosine
+from echovideo_core.evaluation.sampling import evenly_spaced_indices
 from echovideo_core.training.data import PreparedDataset
 
 logger = logging.getLogger(__name__)
@@ -38,16 +40,11 @@ class ValidationResult:
     note: str
 
 
-def cosine(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
-    return float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12))
-
-
 def face_score(frames: np.ndarray, reference: np.ndarray, preparer: Any) -> tuple[float | None, int, int]:
     """(mean cosine or None, frames with a face, frames scored) over evenly spaced frames."""
     from echovideo_core.face.errors import FaceError
 
-    picks = np.unique(np.linspace(0, len(frames) - 1, min(SCORED_FRAMES, len(frames))).round().astype(int))
+    picks = evenly_spaced_indices(len(frames), SCORED_FRAMES)
     scores = []
     for i in picks:
         image = (np.clip(frames[i], 0, 1) * 255 + 0.5).astype(np.uint8)

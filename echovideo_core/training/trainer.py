@@ -13,9 +13,7 @@ import json
 import logging
 import os
 import shutil
-import sys
-import threading
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -28,6 +26,7 @@ from accelerate.utils import set_seed
 from diffusers.optimization import get_scheduler
 
 from echovideo_core.atomic import write_text_atomic
+from echovideo_core.distributed import exit_if_teardown_hangs
 from echovideo_core.loading import load_transformer
 from echovideo_core.rotary import rotary_embeddings
 from echovideo_core.training import checkpoint as ckpt
@@ -351,37 +350,6 @@ def _train(cfg: TrainConfig, resume: str | None) -> TrainResult:
         accelerator.end_training()
     return TrainResult(output_dir=output_dir, first_step=start, last_step=start + len(losses),
                        losses=tuple(losses), exports=exports)
-
-
-TEARDOWN_SECONDS = 120
-
-
-@contextmanager
-def exit_if_teardown_hangs(multi_process: bool, seconds: float = TEARDOWN_SECONDS) -> Iterator[None]:
-    """Leave the process if destroying the process group hangs, which torch.distributed does
-    now and then (pytorch/pytorch#75097; seen here once in many 2-process gloo runs).
-
-    Only armed after the final barrier, when all work is saved: exiting then loses nothing,
-    while a hang would hold the launcher (and a CI job) until its own timeout.
-    """
-    if not multi_process:
-        yield
-        return
-
-    def leave() -> None:
-        logger.warning("process-group teardown did not finish in %d s (pytorch#75097); the run is complete "
-                       "and saved, so this process exits now", seconds)
-        for stream in (sys.stdout, sys.stderr):
-            stream.flush()
-        os._exit(0)
-
-    timer = threading.Timer(seconds, leave)
-    timer.daemon = True
-    timer.start()
-    try:
-        yield
-    finally:
-        timer.cancel()
 
 
 def _loop(accelerator: Accelerator, model: Any, optimizer: Any, schedule: Any, loader: Any, sampler: EpochSampler,
