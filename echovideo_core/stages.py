@@ -204,10 +204,12 @@ def frames_to_images(frames: torch.Tensor) -> torch.Tensor:
 def latent_preview(latents: torch.Tensor) -> torch.Tensor:
     """A coarse (h, w, 3) picture in [-1, 1] of the first latent frame, for progress previews.
 
-    No colour model exists for this latent space: the channels are split in three groups,
+    No colour model exists for this latent space: the channels are split in three groups
+    (for any channel count >= 3),
     each group's mean becomes one RGB channel, scaled by its largest magnitude. It shows
     layout and motion, not colours.
     """
     frame = latents[0, 0].float()  # (C, h, w)
-    groups = torch.stack([g.mean(0) for g in frame.chunk(3, dim=0)], dim=-1)
+    # tensor_split, not chunk: chunk(3) of 4 channels gives only 2 groups (a 2-channel image)
+    groups = torch.stack([g.mean(0) for g in frame.tensor_split(3, dim=0)], dim=-1)
     return groups / groups.abs().amax().clamp_min(1e-6)

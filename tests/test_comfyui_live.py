@@ -78,7 +78,8 @@ def server(tmp_path_factory):
     port = _free_port()
     command = [os.environ.get("COMFYUI_PYTHON", sys.executable), "main.py", "--listen", "127.0.0.1", "--port", str(port),
                "--cpu", "--extra-model-paths-config", str(config), "--input-directory", str(root / "input"),
-               "--output-directory", str(root / "output"), "--disable-auto-launch", "--verbose", "DEBUG"]
+               "--output-directory", str(root / "output"), "--disable-auto-launch", "--verbose", "DEBUG",
+               "--preview-method", os.environ.get("COMFYUI_PREVIEW_METHOD", "auto")]
     log = open(root / "comfyui.log", "w")
     process = subprocess.Popen(command, cwd=COMFYUI_DIR, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
