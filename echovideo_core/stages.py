@@ -184,18 +184,6 @@ def decode(model: EchoVideoModel, latents: torch.Tensor, *, dtype: torch.dtype =
         return _view(model).decode(latents, dtype=dtype, tiling=tiling)
 
 
-def to_comfy_latent(latents: torch.Tensor) -> torch.Tensor:
-    """(B, F', C, h, w) -> (B, C, F', h, w), the axis order ComfyUI uses for video latents."""
-    return latents.permute(0, 2, 1, 3, 4).contiguous()
-
-
-def from_comfy_latent(samples: torch.Tensor) -> torch.Tensor:
-    """(B, C, F', h, w) -> (B, F', C, h, w), the order the model and the VAE decode use."""
-    if samples.ndim != 5:
-        raise ValueError(f"expected an EchoVideo LATENT (B, C, F', H/8, W/8), got shape {tuple(samples.shape)}")
-    return samples.permute(0, 2, 1, 3, 4).contiguous()
-
-
 def frames_to_images(frames: torch.Tensor) -> torch.Tensor:
     """(B, F, H, W, 3) -> ComfyUI IMAGE (B*F, H, W, 3) float32 in [0, 1]."""
     return frames.reshape(-1, *frames.shape[2:]).float().cpu()
