@@ -25,7 +25,6 @@ ARCFACE_ROWS = 144
 """How many identical ArcFace rows the resampler reads (fixed by the release's pipeline)."""
 RESAMPLER_DIM_HEAD = 64
 """The resampler's head width: not visible in the tensor shapes; the release's is 64."""
-CONFIG_METADATA_KEY = "echovideo_config"  # our exports keep the transformer config here
 
 
 class HasIITFLayers(Protocol):
@@ -107,7 +106,8 @@ class MissingIITFError(ValueError):
 def read_iitf_layers(path: str | Path, dtype: torch.dtype = torch.float32) -> IITFLayers:
     """Only the IITF tensors of a .safetensors transformer file (either key layout, with or
     without a checkpoint prefix such as `model.diffusion_model.`) -> IITFLayers in `dtype`."""
-    from echovideo_core.loading import FOREIGN_PREFIXES  # here: loading imports the transformer, which imports us
+    # here, not at the top: loading imports the transformer, which imports this module
+    from echovideo_core.loading import CONFIG_METADATA_KEY, FOREIGN_PREFIXES
 
     path = Path(path)
     with safe_open(str(path), framework="pt", device="cpu") as f:

@@ -16,6 +16,7 @@ import torch
 from safetensors import safe_open
 
 from echovideo_core.atomic import atomic_path
+from echovideo_core.native_layout import to_release_layout
 from echovideo_core.transformer import EchoVideoTransformer3DModel
 
 logger = logging.getLogger(__name__)
@@ -103,7 +104,7 @@ def read_transformer_weights(path: str | Path, dtype: torch.dtype | None = None)
     if path.suffix == ".safetensors":
         tensors, metadata = _read_safetensors(path, dtype)
         config = json.loads(metadata[CONFIG_METADATA_KEY]) if CONFIG_METADATA_KEY in metadata else None
-        return strip_common_prefix(tensors), config
+        return to_release_layout(strip_common_prefix(tensors)), config  # a file for ComfyUI core reads too
     if path.suffix in {".bin", ".pt", ".pth", ".ckpt"}:
         tensors = torch.load(path, map_location="cpu", weights_only=True)
         tensors = tensors.get("state_dict", tensors)

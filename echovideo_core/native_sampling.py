@@ -56,7 +56,8 @@ def release_dpm_sample(predict: PredictDenoised, x: torch.Tensor, sigmas: torch.
                        on_step: OnDenoised | None = None) -> torch.Tensor:
     """The release's CogVideoXDPMScheduler loop over `sigmas` (N + 1 values) on a denoiser.
 
-    x: the starting latents in VE form (ComfyUI's noise-scaled latents); timesteps: the
+    x: the starting latents in VE form, ComfyUI's (B, C, F', h, w) layout (its noise-scaled
+    latents); the result has the same layout. timesteps: the
     scheduler timestep of each of the first N sigmas (ComfyUI's `model_sampling.timestep`).
     Each step: denoised at (x, sigma_i) -> the velocity -> diffusers' 2nd-order DPM update
     in VP form (it uses the previous step's predicted x0, and steps to t - 1000 // N as the
@@ -66,18 +67,21 @@ def release_dpm_sample(predict: PredictDenoised, x: torch.Tensor, sigmas: torch.
     if len(sigmas) != total + 1:
         raise ValueError(f"need one timestep per sampling step: {len(sigmas) - 1} steps, {total} timesteps")
     scheduler = make_scheduler(scheduler_config, total)
-    latents = vp_from_ve(x.float(), sigmas[0])
+    # The update runs frame-major (B, F', C, h, w), the release's layout: its per-step noise
+    # lands on the same elements as in the release only in that layout.
+    latents = vp_from_ve(x.float(), sigmas[0]).permute(0, 2, 1, 3, 4)
     previous_x0: torch.Tensor | None = None
     for i, t in enumerate(timesteps):
-        denoised = predict(ve_from_vp(latents, sigmas[i]).to(x.dtype), sigmas[i]).float()
+        x_i = ve_from_vp(latents, sigmas[i]).permute(0, 2, 1, 3, 4).to(x.dtype)
+        denoised = predict(x_i, sigmas[i]).float().permute(0, 2, 1, 3, 4)
         velocity = velocity_from_denoised(latents, denoised, sigmas[i])
         latents, previous_x0 = scheduler.step(
             velocity, previous_x0, int(t), int(timesteps[i - 1]) if i > 0 else None, latents,
             eta=0.0, generator=generator, return_dict=False)
         latents = latents.float()
         if on_step is not None:
-            on_step(i, total, denoised, latents)
-    return ve_from_vp(latents, sigmas[-1])
+            on_step(i, total, denoised.permute(0, 2, 1, 3, 4), ve_from_vp(latents, sigmas[i + 1]).permute(0, 2, 1, 3, 4))
+    return ve_from_vp(latents, sigmas[-1]).permute(0, 2, 1, 3, 4).contiguous()
 
 
 def dynamic_guided(uncond: torch.Tensor, cond: torch.Tensor, guidance_scale: float, *, timestep: int,
@@ -89,6 +93,20 @@ def dynamic_guided(uncond: torch.Tensor, cond: torch.Tensor, guidance_scale: flo
         raise ValueError(f"mode must be one of {NUMERIC_MODES}, got {mode!r}")
     position = timestep if mode == "as_released" else step_index
     return guided_output(uncond, cond, dynamic_cfg_scale(guidance_scale, position, num_steps))
+
+
+def release_stream_after_inputs(seed: int, latent_shape: Sequence[int]) -> torch.Generator:
+    """The run's generator as the release's scheduler finds it: seeded with `seed`, past the
+    initial noise and the face-latent sample (shapes from the (B, C, F', h, w) latent).
+
+    CogVideoXDPMScheduler's update is stochastic: every step adds
+    sqrt(1 - a_prev) sqrt(1 - exp(-2h)) * noise drawn from the run's generator (`eta` does
+    not scale it), so the release's numbers need the release's stream, not a fresh one."""
+    batch, channels, frames, height, width = (int(v) for v in latent_shape)
+    generator = torch.Generator("cpu").manual_seed(int(seed))
+    release_noise(generator, batch, channels, frames, height, width)  # draw 1: the initial noise
+    torch.randn((1, channels, 1, height, width), generator=generator, dtype=torch.float32)  # draw 2: the face latent
+    return generator
 
 
 def release_noise(generator: torch.Generator, batch: int, channels: int, frames: int, height: int, width: int

@@ -23,7 +23,8 @@ import torch
 from echovideo_core.components import RELEASE_SCHEDULER_CONFIG
 from echovideo_core.errors import InvalidInputError
 from echovideo_core.iitf import IITFLayers, read_iitf_layers
-from echovideo_core.native_sampling import dynamic_guided, release_dpm_sample, release_noise
+from echovideo_core.native_sampling import (dynamic_guided, release_dpm_sample, release_noise,
+                                            release_stream_after_inputs)
 from echovideo_core.rotary import VAE_SPATIAL_COMPRESSION, VAE_TEMPORAL_COMPRESSION, rotary_embeddings
 from echovideo_core.sampling import make_scheduler
 
@@ -128,7 +129,8 @@ def _model_sampling(model):
 
 
 def release_dpm_sampler():
-    """A core SAMPLER running the release's CogVideoXDPMScheduler update."""
+    """A core SAMPLER running the release's CogVideoXDPMScheduler update; its per-step noise
+    continues the run's random stream (seed = the sampler node's noise seed) as the release's does."""
     import comfy.samplers
 
     def sample_release_dpm(model, x, sigmas, extra_args=None, callback=None, disable=None):
@@ -136,7 +138,7 @@ def release_dpm_sampler():
         sampling = _model_sampling(model)
         timesteps = [int(sampling.timestep(s.reshape(1)).item()) for s in sigmas[:-1]]
         s_in = x.new_ones([x.shape[0]])
-        generator = torch.Generator("cpu").manual_seed(int(extra_args.get("seed", 0) or 0))
+        generator = release_stream_after_inputs(int(extra_args.get("seed", 0) or 0), x.shape)
 
         def predict(x_ve, sigma):
             return model(x_ve, sigma * s_in, **extra_args)
