@@ -27,7 +27,7 @@ EXPECTED = {
 NATIVE = {"EchoVideoApplyIdentityNative", "EchoVideoDPMSampler", "EchoVideoScheduler", "EchoVideoDynamicCFG", "EchoVideoNoise"}
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN"}
 OUR_TYPES = {"ECHO_MODEL", "ECHO_TEXT_ENCODER", "ECHO_FACE_MODELS", "ECHO_FACE", "ECHO_TEXT", "ECHO_COND", "IMAGE", "LATENT", "STRING"}
-CORE_TYPES = {"MODEL", "CONDITIONING", "VAE", "SAMPLER", "SIGMAS", "NOISE"}  # the native nodes' ComfyUI types
+CORE_TYPES = {"MODEL", "CONDITIONING", "VAE", "SAMPLER", "SIGMAS", "NOISE"}  # core's own types  # the native nodes' ComfyUI types
 
 
 def test_pack_registers_every_node_with_its_display_name():
