@@ -129,7 +129,7 @@ def test_pack_imports_and_object_info_lists_every_node(server):
     expected = set(harness.load_pack().NODE_CLASS_MAPPINGS)
     assert expected <= set(info), f"missing: {expected - set(info)}"
     assert "EchoVideo" not in [l for l in server["log"].read_text().splitlines() if "IMPORT FAILED" in l]
-    assert info["EchoVideoModelLoader"]["input"]["required"]["model"][0] == ["EchoVideo"]
+    assert "EchoVideo" in info["EchoVideoModelLoader"]["input"]["required"]["model"][0]
 
 
 def test_ui_workflows_are_offered_as_templates(server):
@@ -137,8 +137,9 @@ def test_ui_workflows_are_offered_as_templates(server):
     assert sorted(templates[LINK_NAME]) == sorted(p.stem for p in harness.WORKFLOWS.glob("*.json")), templates
 
 
-@pytest.mark.parametrize("name", sorted(p.stem for p in (harness.WORKFLOWS / "api").glob("*.json")))
+@pytest.mark.parametrize("name", sorted(p.stem for p in (harness.WORKFLOWS / "api").glob("*.json") if p.stem != "echovideo_native"))
 def test_api_workflow_runs_to_completion_through_prompt(server, name):
+    """(The native workflow needs core's full-size T5: it runs in test_native_workflow_runs_...)"""
     workflow = json.loads((harness.WORKFLOWS / "api" / f"{name}.json").read_text())
     entry = _run(server, workflow)
     assert entry.get("status", {}).get("status_str") == "success", entry
@@ -269,7 +270,10 @@ def test_ui_workflow_loads_in_the_frontend_without_missing_nodes_or_widget_error
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["count"] == len(json.loads((harness.WORKFLOWS / f"{name}.json").read_text())["nodes"])
-    assert (report["unknown"], report["flagged"], report["widget_mismatches"]) == ([], [], []), report
+    # The native template names the real model files; the kit serves tiny ones under other names.
+    missing_model_files = {"UNETLoader", "VAELoader"} if name == "echovideo_native" else set()
+    assert (report["unknown"], report["widget_mismatches"]) == ([], []), report
+    assert set(report["flagged"]) <= missing_model_files, report
     assert report["console_errors"] == [], report["console_errors"]
     if os.environ.get("ECHOVIDEO_SCREENSHOT_DIR"):
         shutil.copyfile(shot, Path(os.environ["ECHOVIDEO_SCREENSHOT_DIR"]) / f"comfyui_{name.removeprefix('echovideo_')}_workflow.png")
