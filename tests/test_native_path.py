@@ -140,3 +140,35 @@ def test_release_dpm_sampler_in_sigma_terms_reproduces_the_pipelines_loop(tiny_d
     got = release_dpm_sample(predict, start, sigmas, timesteps, RELEASE_SCHEDULER_CONFIG,
                              generator=torch.Generator("cpu").manual_seed(seed))
     assert (got.permute(0, 2, 1, 3, 4) - expected).abs().max() < 1e-5
+
+
+def _adapter():
+    import comfy_harness as harness
+
+    harness.load_pack()
+    import importlib
+
+    return importlib.import_module(f"{harness.PACK_NAME}.nodes.native_adapter")
+
+
+def test_rotary_patch_gives_the_release_tables_for_the_patch_grid_core_asks_for(tiny_dit):
+    """Core calls _get_rotary_emb(h, w, t) with the patch grid; the patch answers with the
+    release's tables for that video (h*16 x w*16 pixels, (t-1)*4+1 frames)."""
+    rotary = _adapter().ReleaseRotary(head_dim=16, patch_size=2)
+    got = rotary(3, 5, 3, device="cpu")
+    expected = rotary_embeddings(tiny_dit.config, height=48, width=80, num_frames=9)
+    assert torch.equal(got[0], expected[0]) and torch.equal(got[1], expected[1])
+
+
+def test_release_noise_is_the_pipelines_initial_noise_in_comfyui_layout():
+    noise = _adapter().ReleaseNoise(42).generate_noise({"samples": torch.zeros(1, 4, 3, 6, 10)})
+    expected = torch.randn((1, 3, 4, 6, 10), generator=torch.Generator("cpu").manual_seed(42))
+    assert torch.equal(noise, expected.permute(0, 2, 1, 3, 4))
+
+
+def test_a_model_that_does_not_name_its_file_gets_a_clear_message():
+    class NotFromCoreLoader:
+        cached_patcher_init = None
+
+    with pytest.raises(InvalidInputError, match="Load Diffusion Model"):
+        _adapter().model_file(NotFromCoreLoader())
