@@ -18,7 +18,7 @@ _ROOT = os.path.dirname(os.path.abspath(__file__))
 if _ROOT not in sys.path:  # echovideo_core lives beside this file (unless pip-installed)
     sys.path.append(_ROOT)
 
-NODE_GROUPS = ("loaders", "face", "text", "fuse", "sampler", "decode", "evaluation")
+NODE_GROUPS = ("loaders", "face", "text", "fuse", "sampler", "decode", "native", "evaluation")
 NODE_CLASS_MAPPINGS: dict[str, type] = {}
 NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {}
 DISABLED_NODES: dict[str, str] = {}  # node or group -> why it is unavailable

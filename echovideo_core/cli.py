@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "echovideo_core.commands.tiny_kit",
     "echovideo_core.commands.prepare_data",
     "echovideo_core.commands.train",
+    "echovideo_core.commands.export_native",
 )
 
 

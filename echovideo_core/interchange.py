@@ -1,8 +1,13 @@
 """Tensor layouts other tools use, converted to and from ours (no ComfyUI import).
 
-ComfyUI passes images as IMAGE (B, H, W, C) float in [0, 1] and video latents as LATENT
-{"samples": (B, C, F', h, w)}; the model works frame-major (B, F', C, h, w) and decodes to
-(B, F, H, W, 3). These conversions are pure layout changes.
+ComfyUI passes images as IMAGE (B, H, W, C) float in [0, 1]; the model decodes to
+(B, F, H, W, 3). Video latents: ComfyUI's LATENT holds what its VAE Encode returns, the
+VAE's latents as they are, video axes (B, C, F', H/8, W/8). A model scales them into its
+own space when sampling starts (CogVideoX-5B: x 0.7, the VAE's `scaling_factor`) and back
+when it ends; the DiT, our denoising loop and `decode_latents` work in the model's space
+(B, F', C, h, w), x 0.7. `comfy_latent_samples` / `model_latents` are the only crossing, so
+core VAE Decode / VAE Encode / TrimVideoLatent / latent upscales and our Sampler / Decode
+exchange one kind of LATENT.
 """
 from __future__ import annotations
 
@@ -24,16 +29,26 @@ def identity_image_batch(identity_image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(identity_image.astype(np.float32) / 255.0)[None]
 
 
-def to_comfy_latent(latents: torch.Tensor) -> torch.Tensor:
-    """(B, F', C, h, w) -> (B, C, F', h, w), the axis order ComfyUI uses for video latents."""
-    return latents.permute(0, 2, 1, 3, 4).contiguous()
+def comfy_latent_samples(latents: torch.Tensor, scaling_factor: float) -> torch.Tensor:
+    """Model-space (B, F', C, h, w) -> ComfyUI LATENT samples (B, C, F', h, w), plain."""
+    return (latents.float() / scaling_factor).permute(0, 2, 1, 3, 4).contiguous()
 
 
-def from_comfy_latent(samples: torch.Tensor) -> torch.Tensor:
-    """(B, C, F', h, w) -> (B, F', C, h, w), the order the model and the VAE decode use."""
+def model_latents(samples: torch.Tensor, *, scaling_factor: float, channels: int) -> torch.Tensor:
+    """ComfyUI LATENT samples (B, C, F', h, w), plain -> model-space (B, F', C, h, w).
+
+    A LATENT of the wrong kind (an image latent, another VAE's channel count) is refused
+    with one line naming what was expected, before any decoding starts.
+    """
     if samples.ndim != 5:
-        raise InvalidInputError(f"expected an EchoVideo LATENT (B, C, F', H/8, W/8), got shape {tuple(samples.shape)}")
-    return samples.permute(0, 2, 1, 3, 4).contiguous()
+        raise InvalidInputError(
+            f"LATENT has shape {tuple(samples.shape)}: expected a video latent (B, C, F', H/8, W/8) "
+            "from EchoVideo Sampler, a core sampler or VAE Encode of a video")
+    if samples.shape[1] != channels:
+        raise InvalidInputError(
+            f"LATENT has {samples.shape[1]} channels, this VAE's latents have {channels}: "
+            "decode with the VAE the latent was made for")
+    return (samples.float() * scaling_factor).permute(0, 2, 1, 3, 4).contiguous()
 
 
 def frames_to_images(frames: torch.Tensor) -> torch.Tensor:
@@ -44,10 +59,11 @@ def frames_to_images(frames: torch.Tensor) -> torch.Tensor:
 def latent_preview(latents: torch.Tensor) -> torch.Tensor:
     """A coarse (h, w, 3) picture in [-1, 1] of the first latent frame, for progress previews.
 
-    No colour model exists for this latent space: the channels are split in three groups,
-    each group's mean becomes one RGB channel, scaled by its largest magnitude. It shows
-    layout and motion, not colours.
+    No colour model exists for this latent space: the channels are split in three groups
+    (any channel count >= 3), each group's mean becomes one RGB channel, scaled by its
+    largest magnitude. It shows layout and motion, not colours.
     """
     frame = latents[0, 0].float()  # (C, h, w)
-    groups = torch.stack([g.mean(0) for g in frame.chunk(3, dim=0)], dim=-1)
+    # tensor_split, not chunk: chunk(3) of 4 channels gives only 2 groups (a 2-channel image)
+    groups = torch.stack([g.mean(0) for g in frame.tensor_split(3, dim=0)], dim=-1)
     return groups / groups.abs().amax().clamp_min(1e-6)

@@ -15,11 +15,10 @@ from diffusers.models.modeling_outputs import Transformer2DModelOutput
 from diffusers.models.transformers.cogvideox_transformer_3d import CogVideoXTransformer3DModel
 from torch import nn
 
-from echovideo_core.fusion import arcface_rows, token_axis_linear
+from echovideo_core.iitf import ARCFACE_ROWS, fuse_identity_tokens
 from echovideo_core.resampler import FaceResampler
 
-ARCFACE_ROWS = 144
-"""How many identical ArcFace rows the resampler reads (fixed by the release's pipeline)."""
+__all__ = ["ARCFACE_ROWS", "EchoVideoTransformer3DModel"]
 
 
 class EchoVideoTransformer3DModel(CogVideoXTransformer3DModel):
@@ -161,12 +160,7 @@ class EchoVideoTransformer3DModel(CogVideoXTransformer3DModel):
         pass the result as `conditioning` to every step. Inputs are cast to the weights'
         dtype only (no other rounding; the pipeline's as-released mode does that).
         """
-        dtype = self.face_proj.weight.dtype
-        rows = arcface_rows(arcface.to(dtype), ARCFACE_ROWS)
-        identity = self.face_prj_wofc(rows)  # (B, 16, 768)
-        face = token_axis_linear(self.face_info_proj, torch.cat([identity, siglip_embeds.to(dtype)], 1))
-        face = self.face_proj(face)  # (B, 196, Dt)
-        return token_axis_linear(self.text_proj, torch.cat([face, text_embeds.to(dtype)], 1))
+        return fuse_identity_tokens(self, text_embeds, siglip_embeds, arcface)
 
     def forward(  # type: ignore[override]
         self,

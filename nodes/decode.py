@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from echovideo_core.dtypes import PRECISIONS, precision_dtype
-from echovideo_core.interchange import frames_to_images, from_comfy_latent
+from echovideo_core.interchange import frames_to_images, model_latents
 from echovideo_core.stages import decode
 
 from . import comfy_adapter as comfy
@@ -20,13 +20,15 @@ class EchoVideoDecode:
     def INPUT_TYPES(cls):
         return {"required": {
             "model": ("ECHO_MODEL", {"tooltip": "From Load EchoVideo Model (its VAE decodes)."}),
-            "latent": ("LATENT", {"tooltip": "From EchoVideo Sampler."}),
+            "latent": ("LATENT", {"tooltip": "From EchoVideo Sampler or a core sampler (plain VAE latents)."}),
             "precision": (list(PRECISIONS), {"default": "fp16", "tooltip": "Decode precision (the release decodes in fp16)."}),
             "tiling": ("BOOLEAN", {"default": False, "tooltip": "Decode in tiles: less memory, slightly slower."}),
         }}
 
     def decode(self, model, latent, precision, tiling):
-        frames = decode(model, from_comfy_latent(latent["samples"]), dtype=precision_dtype(precision), tiling=tiling,
+        vae = model.vae.config
+        latents = model_latents(latent["samples"], scaling_factor=vae.scaling_factor, channels=vae.latent_channels)
+        frames = decode(model, latents, dtype=precision_dtype(precision), tiling=tiling,
                         check=comfy.check_interrupt, make_room=comfy.make_room).frames
         comfy.release_cache()
         return (frames_to_images(frames),)

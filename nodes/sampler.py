@@ -1,12 +1,12 @@
 """EchoVideo Sampler: fused conditioning + face latent -> video latents (LATENT).
 
-LATENT layout: {"samples": (B, C, F', H/8, W/8) float32} -- ComfyUI's axis order for video
-latents; values are in the DiT's space (VAE latents x 0.7), F' = (frames - 1) / 4 + 1.
+LATENT: {"samples": (B, C, F', H/8, W/8) float32}, ComfyUI's convention: plain VAE latents in
+its video axis order (core VAE Decode, TrimVideoLatent, latent upscales take it), F' = (frames - 1) / 4 + 1.
 """
 from __future__ import annotations
 
 from echovideo_core.identity import IdentityControls
-from echovideo_core.interchange import to_comfy_latent
+from echovideo_core.interchange import comfy_latent_samples
 from echovideo_core.numerics import CFG_SCHEDULES, cfg_schedule_from
 from echovideo_core.sampling import SCHEDULER_ALIASES, SamplingSettings
 from echovideo_core.stages import sample, seeded_generator
@@ -22,7 +22,7 @@ class EchoVideoSampler:
     DESCRIPTION = "Denoises a video of the encoded person (CogVideoX sampler, classifier-free guidance, the face latent at every step)."
     RETURN_TYPES = ("LATENT",)
     RETURN_NAMES = ("latent",)
-    OUTPUT_TOOLTIPS = ("Video latents (B, C, F', H/8, W/8) for EchoVideo Decode.",)
+    OUTPUT_TOOLTIPS = ("Video latents (B, C, F', H/8, W/8), plain VAE latents: EchoVideo Decode or core VAE Decode.",)
     FUNCTION = "sample"
 
     @classmethod
@@ -59,7 +59,7 @@ class EchoVideoSampler:
         latents = sample(model, conditioning, face.identity_image, settings, generator=seeded_generator(seed),
                          on_step=comfy.step_callback(steps), make_room=comfy.make_room, identity=identity)
         comfy.release_cache()
-        return ({"samples": to_comfy_latent(latents)},)
+        return ({"samples": comfy_latent_samples(latents, model.vae.config.scaling_factor)},)
 
 
 NODE_CLASS_MAPPINGS = {"EchoVideoSampler": EchoVideoSampler}

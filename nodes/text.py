@@ -9,9 +9,11 @@ from . import comfy_adapter as comfy
 class EchoVideoTextEncode:
     CATEGORY = "EchoVideo"
     DESCRIPTION = "Encodes the prompt and the negative prompt with T5 (226 tokens each; longer prompts are cut with a warning)."
-    RETURN_TYPES = ("ECHO_TEXT",)
-    RETURN_NAMES = ("text",)
-    OUTPUT_TOOLTIPS = ("T5 embeddings of both prompts, for EchoVideo IITF Fuse.",)
+    RETURN_TYPES = ("ECHO_TEXT", "CONDITIONING", "CONDITIONING")
+    RETURN_NAMES = ("text", "positive", "negative")
+    OUTPUT_TOOLTIPS = ("T5 embeddings of both prompts, for EchoVideo IITF Fuse.",
+                       "The prompt's T5 embeddings as core CONDITIONING (for Apply Identity (native)).",
+                       "The negative prompt's T5 embeddings as core CONDITIONING.")
     FUNCTION = "encode"
 
     @classmethod
@@ -23,7 +25,8 @@ class EchoVideoTextEncode:
         }}
 
     def encode(self, text_encoder, prompt, negative_prompt):
-        return (encode_text(text_encoder, prompt, negative_prompt, make_room=comfy.make_room),)
+        text = encode_text(text_encoder, prompt, negative_prompt, make_room=comfy.make_room)
+        return (text, [[text.positive.embeds, {}]], [[text.negative.embeds, {}]])
 
 
 NODE_CLASS_MAPPINGS = {"EchoVideoTextEncode": EchoVideoTextEncode}

@@ -94,9 +94,16 @@ async def _drive(ws, base: str, workflow: dict, screenshot: str) -> dict:
     await asyncio.sleep(3)
     errors.clear()  # only errors caused by loading the workflow count
     app = "(window.app || window.comfyAPI.app.app)"
-    await evaluate(f"{app}.loadGraphData({json.dumps(workflow)}).then(() => true)")
-    await asyncio.sleep(3)
-    report = json.loads(await evaluate(CHECK_JS))
+    # The frontend may still be restoring its start graph (a busy machine): load again until
+    # the graph holds the workflow's nodes, for at most 60 s.
+    deadline = time.time() + 60
+    while True:
+        await evaluate(f"{app}.loadGraphData({json.dumps(workflow)}).then(() => true)")
+        await asyncio.sleep(3)
+        report = json.loads(await evaluate(CHECK_JS))
+        if report["count"] == len(workflow["nodes"]) or time.time() > deadline:
+            break
+    await asyncio.sleep(2)  # let the canvas finish drawing before the picture
     shot = await call("Page.captureScreenshot", format="png")
     with open(screenshot, "wb") as handle:
         handle.write(base64.b64decode(shot["data"]))

@@ -152,8 +152,30 @@ class PreviewAny:
         return {"ui": {"text": (text,)}, "result": (text,)}
 
 
+def _declared(name: str, inputs: dict, returns: tuple) -> type:
+    """A core node known by its declaration only (validation; running it needs ComfyUI: the
+    native workflow runs in tests/test_comfyui_live.py). Model file names are free strings
+    here; the live test checks them against a real server's lists."""
+    def refuse(self, **_):
+        raise WorkflowError(f"{name} is ComfyUI core's node: run this workflow in ComfyUI")
+    return type(name, (), {"RETURN_TYPES": returns, "FUNCTION": "run", "run": refuse,
+                           "INPUT_TYPES": classmethod(lambda cls: {"required": inputs})})
+
+
+DECLARED_CORE_NODES: dict[str, type] = {cls.__name__: cls for cls in (
+    _declared("UNETLoader", {"unet_name": ("STRING",), "weight_dtype": (["default", "fp8_e4m3fn", "fp8_e4m3fn_fast", "fp8_e5m2"],)}, ("MODEL",)),
+    _declared("CLIPLoader", {"clip_name": ("STRING",), "type": (["cogvideox"],), "device": (["default", "cpu"],)}, ("CLIP",)),
+    _declared("VAELoader", {"vae_name": ("STRING",)}, ("VAE",)),
+    _declared("CLIPTextEncode", {"text": ("STRING", {"multiline": True}), "clip": ("CLIP",)}, ("CONDITIONING",)),
+    _declared("CFGGuider", {"model": ("MODEL",), "positive": ("CONDITIONING",), "negative": ("CONDITIONING",),
+                            "cfg": ("FLOAT", {"default": 8.0, "min": 0.0, "max": 100.0})}, ("GUIDER",)),
+    _declared("SamplerCustomAdvanced", {"noise": ("NOISE",), "guider": ("GUIDER",), "sampler": ("SAMPLER",),
+                                        "sigmas": ("SIGMAS",), "latent_image": ("LATENT",)}, ("LATENT", "LATENT")),
+    _declared("VAEDecode", {"samples": ("LATENT",), "vae": ("VAE",)}, ("IMAGE",)),
+)}
 CORE_NODES: dict[str, type] = {cls.__name__: cls for cls in (LoadImage, ImageBatch, CreateVideo, SaveVideo, PreviewImage,
                                                              PreviewAny)}
+CORE_NODES.update(DECLARED_CORE_NODES)
 
 
 class WorkflowError(ValueError):

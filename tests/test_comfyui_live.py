@@ -58,9 +58,12 @@ def _post(url: str, payload: dict) -> dict:
 def server(tmp_path_factory):
     from echovideo_core.commands.tiny_kit import write_tiny_kit
 
+    from echovideo_core.testing.native_kit import write_native_kit
+
     root = tmp_path_factory.mktemp("comfyui_live")
     models = root / "models"
     write_tiny_kit(models)
+    write_native_kit(models)  # the DiT and VAE files that core's own loaders accept
     config = root / "extra_model_paths.yaml"
     kinds = ("echovideo", "text_encoders", "insightface", "facexlib", "vae", "clip_vision", "diffusion_models")
     config.write_text("echovideo_tiny_kit:\n" f"  base_path: {models}\n" + "".join(f"  {k}: {k}/\n" for k in kinds))
@@ -78,7 +81,8 @@ def server(tmp_path_factory):
     port = _free_port()
     command = [os.environ.get("COMFYUI_PYTHON", sys.executable), "main.py", "--listen", "127.0.0.1", "--port", str(port),
                "--cpu", "--extra-model-paths-config", str(config), "--input-directory", str(root / "input"),
-               "--output-directory", str(root / "output"), "--disable-auto-launch", "--verbose", "DEBUG"]
+               "--output-directory", str(root / "output"), "--disable-auto-launch", "--verbose", "DEBUG",
+               "--preview-method", os.environ.get("COMFYUI_PREVIEW_METHOD", "auto")]
     log = open(root / "comfyui.log", "w")
     process = subprocess.Popen(command, cwd=COMFYUI_DIR, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
@@ -92,7 +96,7 @@ def server(tmp_path_factory):
                 if process.poll() is not None or time.time() > deadline:
                     pytest.fail(f"ComfyUI did not start: {(root / 'comfyui.log').read_text()[-3000:]}")
                 time.sleep(1)
-        yield {"base": base, "root": root, "log": root / "comfyui.log"}
+        yield {"base": base, "root": root, "log": root / "comfyui.log", "models": models}
     finally:
         process.terminate()
         try:
@@ -125,7 +129,7 @@ def test_pack_imports_and_object_info_lists_every_node(server):
     expected = set(harness.load_pack().NODE_CLASS_MAPPINGS)
     assert expected <= set(info), f"missing: {expected - set(info)}"
     assert "EchoVideo" not in [l for l in server["log"].read_text().splitlines() if "IMPORT FAILED" in l]
-    assert info["EchoVideoModelLoader"]["input"]["required"]["model"][0] == ["EchoVideo"]
+    assert "EchoVideo" in info["EchoVideoModelLoader"]["input"]["required"]["model"][0]
 
 
 def test_ui_workflows_are_offered_as_templates(server):
@@ -133,8 +137,9 @@ def test_ui_workflows_are_offered_as_templates(server):
     assert sorted(templates[LINK_NAME]) == sorted(p.stem for p in harness.WORKFLOWS.glob("*.json")), templates
 
 
-@pytest.mark.parametrize("name", sorted(p.stem for p in (harness.WORKFLOWS / "api").glob("*.json")))
+@pytest.mark.parametrize("name", sorted(p.stem for p in (harness.WORKFLOWS / "api").glob("*.json") if p.stem != "echovideo_native"))
 def test_api_workflow_runs_to_completion_through_prompt(server, name):
+    """(The native workflow needs core's full-size T5: it runs in test_native_workflow_runs_...)"""
     workflow = json.loads((harness.WORKFLOWS / "api" / f"{name}.json").read_text())
     entry = _run(server, workflow)
     assert entry.get("status", {}).get("status_str") == "success", entry
@@ -265,7 +270,113 @@ def test_ui_workflow_loads_in_the_frontend_without_missing_nodes_or_widget_error
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["count"] == len(json.loads((harness.WORKFLOWS / f"{name}.json").read_text())["nodes"])
-    assert (report["unknown"], report["flagged"], report["widget_mismatches"]) == ([], [], []), report
+    # The native template names the real model files; the kit serves tiny ones under other names.
+    missing_model_files = {"UNETLoader", "VAELoader"} if name == "echovideo_native" else set()
+    assert (report["unknown"], report["widget_mismatches"]) == ([], []), report
+    assert set(report["flagged"]) <= missing_model_files, report
     assert report["console_errors"] == [], report["console_errors"]
     if os.environ.get("ECHOVIDEO_SCREENSHOT_DIR"):
         shutil.copyfile(shot, Path(os.environ["ECHOVIDEO_SCREENSHOT_DIR"]) / f"comfyui_{name.removeprefix('echovideo_')}_workflow.png")
+
+
+# ---- the native path: core loaders, core sampling, EchoVideo identity ----------------------------
+
+NATIVE_SIZES = ("48x80", "64x64", "32x48")  # rotary crop starts at row 2, at column 8, at 0
+
+
+def _native_workflow_on_the_kit() -> dict:
+    """The shipped native workflow on the native kit. Core's Load CLIP (cogvideox) builds a
+    fixed 24-layer T5-XXL (4.76 B parameters) whatever the file holds, so no tiny kit exists
+    for it: the T5 CONDITIONING comes from EchoVideo Text Encode (the kit's tiny T5) instead
+    of CLIPLoader + CLIPTextEncode; every other node is the shipped one."""
+    from echovideo_core.testing.native_kit import DIT_FILE, VAE_FILE
+
+    workflow = json.loads((harness.WORKFLOWS / "api" / "echovideo_native.json").read_text())
+    prompt = workflow["4"]["inputs"]["text"]
+    for node_id in ("2", "4", "5"):
+        del workflow[node_id]
+    workflow["1"]["inputs"]["unet_name"] = DIT_FILE
+    workflow["3"]["inputs"]["vae_name"] = VAE_FILE
+    workflow["2"] = {"class_type": "EchoVideoTextEncoderLoader",
+                     "inputs": {"text_encoder": "EchoVideo", "precision": "fp32", "placement": "cpu"}}
+    workflow["4"] = {"class_type": "EchoVideoTextEncode",
+                     "inputs": {"text_encoder": ["2", 0], "prompt": prompt, "negative_prompt": ""}}
+    workflow["9"]["inputs"].update(positive=["4", 1], negative=["4", 2])
+    return workflow
+
+
+def test_shipped_native_workflow_fits_the_servers_node_definitions(server):
+    """Every node of workflows/api/echovideo_native.json exists in this ComfyUI with the inputs
+    the workflow sets (model file names aside), and Load CLIP offers the cogvideox type."""
+    info = _get(f"{server['base']}/object_info")
+    workflow = json.loads((harness.WORKFLOWS / "api" / "echovideo_native.json").read_text())
+    for node_id, node in workflow.items():
+        assert node["class_type"] in info, node["class_type"]
+        declared = {**info[node["class_type"]]["input"].get("required", {}), **info[node["class_type"]]["input"].get("optional", {})}
+        assert set(node["inputs"]) <= set(declared), (node_id, set(node["inputs"]) - set(declared))
+    assert "cogvideox" in info["CLIPLoader"]["input"]["required"]["type"][0]
+
+
+def test_native_workflow_runs_to_completion_through_prompt(server):
+    entry = _run(server, _native_workflow_on_the_kit())
+    assert entry.get("status", {}).get("status_str") == "success", json.dumps(entry)[-3000:]
+    assert any("native" in str(v) for v in (server["root"] / "output").rglob("*.mp4"))
+    log = server["log"].read_text()
+    assert "EchoVideo: reading the identity layers of" in log and "unet unexpected: ['face_info_proj" in log
+
+
+@pytest.mark.skipif(_comfy_cli() is None, reason="comfy-cli is not installed")
+def test_native_workflow_runs_through_comfy_cli(server):
+    before = set((server["root"] / "output").rglob("*.mp4"))
+    workflow = _native_workflow_on_the_kit()
+    workflow["14"]["inputs"]["noise_seed"] = 7  # a new seed: the sampler runs again
+    path = server["root"] / "native_workflow.json"
+    path.write_text(json.dumps(workflow))
+    port = server["base"].rsplit(":", 1)[1]
+    command = [_comfy_cli(), "--skip-prompt", "--workspace", COMFYUI_DIR, "--where", "local", "run", "--workflow",
+               str(path), "--host", "127.0.0.1", "--port", port, "--wait", "--timeout", str(RUN_TIMEOUT_S)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=RUN_TIMEOUT_S + 60, stdin=subprocess.DEVNULL,
+                            env={**os.environ, "COMFY_NO_WATCH": "1"})
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert set((server["root"] / "output").rglob("*.mp4")) - before
+
+
+@pytest.fixture(scope="module")
+def native_numbers(server) -> dict:
+    """tests/comfy_native_check.py in ComfyUI's interpreter: the native path with core's
+    loaders, CFGGuider and samplers vs echovideo_core's pipeline on the same weights."""
+    checker = Path(__file__).with_name("comfy_native_check.py")
+    result = subprocess.run([os.environ.get("COMFYUI_PYTHON", sys.executable), str(checker), str(server["models"]),
+                             *NATIVE_SIZES], cwd=COMFYUI_DIR, capture_output=True, text=True, timeout=1800,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-4000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_core_loader_detects_the_echovideo_file_as_cogvideox_i2v(native_numbers):
+    assert native_numbers["model_class"] == "CogVideoX_I2V"
+
+
+@pytest.mark.parametrize("size", NATIVE_SIZES)
+def test_native_path_gives_the_pipelines_final_latents_with_the_released_sampler_and_dynamic_cfg(native_numbers, size,
+                                                                                                 record_property):
+    numbers = native_numbers["sizes"][size]
+    record_property(f"max_abs_diff_{size}", numbers["max_abs_diff_final_latents"])
+    assert numbers["max_abs_diff_face_latent"] < 1e-4, numbers
+    assert numbers["max_abs_diff_final_latents"] < 1e-3, numbers
+
+
+@pytest.mark.parametrize("sampler", ["euler", "dpmpp_2m"])
+def test_core_samplers_run_on_the_patched_model(native_numbers, sampler):
+    for size, numbers in native_numbers["sizes"].items():
+        assert numbers[f"{sampler}_finite"] and numbers[f"{sampler}_max_abs"] < 50, (size, numbers)
+
+
+def test_core_vae_decode_of_a_one_frame_pack_latent_equals_echovideo_decode(native_numbers, record_property):
+    """Same VAE, float32. One latent frame: core decodes it in one piece, as the release's
+    decode does. (Several frames: core's rolling decode normalises each 4-frame chunk of its
+    high-resolution blocks on its own; the measured gap is recorded, see docs/native_comfyui.md.)"""
+    record_property("multi_frame_max_abs_diff", native_numbers["vae_decode"]["max_abs_diff"])
+    record_property("multi_frame_core_in_one_piece_max_abs_diff", native_numbers["vae_decode"]["core_in_one_piece_max_abs_diff"])
+    assert native_numbers["vae_decode_one_frame"]["max_abs_diff"] <= 1e-4
+    assert native_numbers["vae_decode"]["core_in_one_piece_max_abs_diff"] <= 1e-4

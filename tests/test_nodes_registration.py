@@ -18,9 +18,16 @@ EXPECTED = {
     "EchoVideoSampler": "EchoVideo Sampler",
     "EchoVideoDecode": "EchoVideo Decode",
     "EchoVideoIdentityScore": "EchoVideo Identity Score",
+    "EchoVideoApplyIdentityNative": "EchoVideo Apply Identity (native)",
+    "EchoVideoDPMSampler": "EchoVideo DPM Sampler (as released)",
+    "EchoVideoScheduler": "EchoVideo Scheduler (as released)",
+    "EchoVideoDynamicCFG": "EchoVideo Dynamic CFG",
+    "EchoVideoNoise": "EchoVideo Noise (as released)",
 }
+NATIVE = {"EchoVideoApplyIdentityNative", "EchoVideoDPMSampler", "EchoVideoScheduler", "EchoVideoDynamicCFG", "EchoVideoNoise"}
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN"}
 OUR_TYPES = {"ECHO_MODEL", "ECHO_TEXT_ENCODER", "ECHO_FACE_MODELS", "ECHO_FACE", "ECHO_TEXT", "ECHO_COND", "IMAGE", "LATENT", "STRING"}
+CORE_TYPES = {"MODEL", "CONDITIONING", "VAE", "SAMPLER", "SIGMAS", "NOISE"}  # core's own types  # the native nodes' ComfyUI types
 
 
 def test_pack_registers_every_node_with_its_display_name():
@@ -38,12 +45,13 @@ def test_importing_the_pack_does_not_import_comfyui():
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_node_declarations_are_well_formed(name):
     cls = harness.load_pack().NODE_CLASS_MAPPINGS[name]
-    assert cls.CATEGORY == ("EchoVideo/loaders" if name.endswith("Loader") else "EchoVideo")
+    assert cls.CATEGORY == ("EchoVideo/loaders" if name.endswith("Loader") else "EchoVideo/native" if name in NATIVE
+                            else "EchoVideo")
     assert callable(getattr(cls(), cls.FUNCTION)) and cls.DESCRIPTION
     assert len(cls.RETURN_TYPES) == len(cls.RETURN_NAMES) == len(cls.OUTPUT_TOOLTIPS)
-    assert set(cls.RETURN_TYPES) <= OUR_TYPES
+    assert set(cls.RETURN_TYPES) <= OUR_TYPES | CORE_TYPES
     for input_name, (kind, options) in harness.input_specs(cls).items():
-        assert isinstance(kind, list) or kind in WIDGET_TYPES | OUR_TYPES, (input_name, kind)
+        assert isinstance(kind, list) or kind in WIDGET_TYPES | OUR_TYPES | CORE_TYPES, (input_name, kind)
         assert options.get("tooltip"), f"{name}.{input_name} has no tooltip"
         if isinstance(kind, list):
             assert kind and all(isinstance(v, str) for v in kind)
@@ -78,6 +86,6 @@ def test_a_group_that_fails_to_import_is_disabled_without_breaking_the_import(mo
     finally:
         for key in [k for k in sys.modules if k.startswith("ComfyUI_EchoVideo_broken_stages")]:
             del sys.modules[key]
-    assert set(pack.NODE_CLASS_MAPPINGS) == {"EchoVideoModelLoader", "EchoVideoTextEncoderLoader", "EchoVideoFaceModelsLoader",
-                                             "EchoVideoIdentityScore"}  # it does not use the stages
+    assert set(pack.NODE_CLASS_MAPPINGS) == {"EchoVideoModelLoader", "EchoVideoTextEncoderLoader",
+                                             "EchoVideoFaceModelsLoader", "EchoVideoIdentityScore"} | NATIVE
     assert "ModuleNotFoundError" in pack.DISABLED_NODES["sampler"] or "ImportError" in pack.DISABLED_NODES["sampler"]

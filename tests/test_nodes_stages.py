@@ -9,7 +9,7 @@ import comfy_harness as harness
 from echovideo_core.errors import InvalidInputError, MissingModelFilesError
 from echovideo_core.face.errors import NoFaceError
 from echovideo_core.pipeline import EchoVideoPipeline
-from echovideo_core.interchange import from_comfy_latent
+from echovideo_core.interchange import comfy_latent_samples
 from echovideo_core.stages import branches_for
 from nodes_fixtures import api_workflow, basic_run, tiny_kit  # noqa: F401 (fixtures)
 from pipeline_kit import tiny_inputs
@@ -122,8 +122,26 @@ def test_fp8_weight_storage_keeps_weights_in_8_bits_and_samples(basic_run, tiny_
 
 
 def test_decode_rejects_a_latent_in_the_wrong_layout(basic_run):
-    with pytest.raises(ValueError, match="EchoVideo LATENT"):
+    with pytest.raises(InvalidInputError, match="expected a video latent"):
         node("EchoVideoDecode").decode(basic_run["1"][0], {"samples": torch.zeros(1, 4, 8, 8)}, "fp32", False)
+
+
+def test_decode_names_the_channel_counts_of_a_latent_from_another_vae(basic_run):
+    """A core empty CogVideoX latent (16 channels) into the tiny kit's 4-channel VAE."""
+    with pytest.raises(InvalidInputError, match="LATENT has 16 channels, this VAE's latents have 4"):
+        node("EchoVideoDecode").decode(basic_run["1"][0], {"samples": torch.zeros(1, 16, 2, 8, 8)}, "fp32", False)
+
+
+def test_sampler_latent_is_plain_vae_latents_and_decode_takes_them_back(basic_run):
+    """One LATENT convention with core: the sampler's samples are the DiT's latents / 0.7 in
+    (B, C, F', h, w); EchoVideo Decode of them equals decoding the DiT's latents directly."""
+    from echovideo_core.decode import decode_latents
+
+    model, samples = basic_run["1"][0], basic_run["8"][0]["samples"]
+    dit_latents = samples.permute(0, 2, 1, 3, 4) * 0.7
+    frames = node("EchoVideoDecode").decode(model, {"samples": samples}, "fp32", False)[0]
+    direct = decode_latents(model.vae, dit_latents, dtype=torch.float32).frames
+    assert torch.equal(frames, direct.reshape(-1, *direct.shape[2:]))
 
 
 
@@ -137,7 +155,7 @@ def test_sampler_node_maps_its_guidance_widgets_old_and_new_onto_the_pipelines_f
                     generator=torch.Generator("cpu").manual_seed(3), output_type="latent").latents
     latent = node("EchoVideoSampler").sample(basic_run["1"][0], basic_run["7"][0], face, width=80, height=48, frames=5,
                                              steps=3, cfg=cfg, dynamic_cfg=dynamic_cfg, seed=3, scheduler="CogVideoXDPM")[0]
-    assert torch.equal(from_comfy_latent(latent["samples"]), expected.cpu())
+    assert torch.equal(latent["samples"], comfy_latent_samples(expected.cpu(), 0.7))
 
 
 def test_missing_face_models_name_the_folders_and_files(tiny_kit):
@@ -158,4 +176,4 @@ def test_sampler_identity_inputs_reach_the_identity_controls(basic_run, tiny_kit
                                              steps=3, cfg=6.0, dynamic_cfg="timestep", seed=3, scheduler="CogVideoXDPM",
                                              identity_strength=0.5, identity_start=0, identity_end=700,
                                              identity_guidance=2.0)[0]
-    assert torch.equal(from_comfy_latent(latent["samples"]), expected.cpu())
+    assert torch.equal(latent["samples"], comfy_latent_samples(expected.cpu(), 0.7))

@@ -10,8 +10,18 @@ from nodes_fixtures import api_workflow, basic_run, tiny_kit  # noqa: F401 (fixt
 API_WORKFLOWS = sorted(p.stem for p in (harness.WORKFLOWS / "api").glob("*.json"))
 
 
-def test_basic_and_multi_reference_api_workflows_are_shipped():
-    assert {"echovideo_basic", "echovideo_multi_reference"} <= set(API_WORKFLOWS)
+def test_basic_multi_reference_and_native_api_workflows_are_shipped():
+    assert {"echovideo_basic", "echovideo_multi_reference", "echovideo_native"} <= set(API_WORKFLOWS)
+
+
+def test_native_api_workflow_uses_core_loaders_sampling_and_decode():
+    """The native workflow's DiT, T5, VAE, guidance, sampling loop and decode are core nodes
+    (it runs in a real ComfyUI: tests/test_comfyui_live.py)."""
+    types = {n["class_type"] for n in api_workflow("echovideo_native").values()}
+    assert set(harness.DECLARED_CORE_NODES) <= types
+    assert "EchoVideoSampler" not in types and "EchoVideoDecode" not in types
+    clip = next(n for n in api_workflow("echovideo_native").values() if n["class_type"] == "CLIPLoader")
+    assert clip["inputs"]["type"] == "cogvideox"
 
 
 @pytest.mark.parametrize("name", API_WORKFLOWS)
@@ -37,7 +47,7 @@ def test_basic_api_workflow_reports_how_the_face_was_found(basic_run):
     assert "insightface found no face" in report
 
 
-@pytest.mark.parametrize("name", [n for n in API_WORKFLOWS if n != "echovideo_basic"])
+@pytest.mark.parametrize("name", [n for n in API_WORKFLOWS if n not in ("echovideo_basic", "echovideo_native")])
 def test_other_api_workflows_run_to_frames_of_the_requested_shape(name, tiny_kit):
     workflow = api_workflow(name)
     harness.SaveVideo.saved.clear()

@@ -76,7 +76,10 @@ def test_ui_workflow_widget_values_fit_the_node_definitions(name, tiny_kit):
 @pytest.mark.parametrize("name", UI_WORKFLOWS)
 def test_ui_workflow_uses_the_release_defaults_and_the_api_copy_only_smaller_sizes(name):
     ui = {n["type"]: n["widgets_values"] for n in ui_workflow(name)["nodes"]}
-    assert ui["EchoVideoSampler"][:4] == [848, 480, 49, 50]
+    if "EchoVideoSampler" in ui:
+        assert ui["EchoVideoSampler"][:4] == [848, 480, 49, 50]
+    else:  # native: the size on Apply Identity, the steps on the scheduler
+        assert ui["EchoVideoApplyIdentityNative"][:3] == [848, 480, 49] and ui["EchoVideoScheduler"] == [50]
     api = api_workflow(name)
     api_types = sorted(n["class_type"] for n in api.values())
     ui_types = sorted(n["type"] for n in ui_workflow(name)["nodes"] if n["type"] not in FRONTEND_ONLY)

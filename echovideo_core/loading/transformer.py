@@ -18,6 +18,7 @@ from echovideo_core.errors import CheckpointMismatchError, MissingModelFilesErro
 from echovideo_core.loading.state_dict import (assign_strict, cast_floating, config_from_metadata,
                                                empty_model, read_folder_weights, read_json, read_state_dict,
                                                save_with_config, strip_common_prefix)
+from echovideo_core.native_layout import to_release_layout
 from echovideo_core.transformer import EchoVideoTransformer3DModel
 
 logger = logging.getLogger(__name__)
@@ -43,7 +44,8 @@ def read_transformer_weights(path: str | Path, dtype: torch.dtype | None = None
             f"(config.json + {INDEX_NAME} + shards) or a single .safetensors file."
         )
     tensors, metadata = read_state_dict(path, dtype)
-    return strip_common_prefix(tensors, FOREIGN_PREFIXES), config_from_metadata(metadata, path)
+    # to_release_layout: a file written for ComfyUI core (echovideo export-native) reads too
+    return to_release_layout(strip_common_prefix(tensors, FOREIGN_PREFIXES)), config_from_metadata(metadata, path)
 
 
 def infer_config(state_dict: Mapping[str, torch.Tensor]) -> dict[str, Any]:
