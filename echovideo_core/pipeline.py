@@ -40,7 +40,8 @@ from echovideo_core.loading.text_encoder import load_t5, load_tokenizer
 from echovideo_core.loading.transformer import load_transformer
 from echovideo_core.loading.vae import load_vae
 from echovideo_core.numerics import CfgSchedule, FeatureRounding, numerics_for
-from echovideo_core.placement import Placement
+from echovideo_core.block_swap import check_swap_count
+from echovideo_core.placement import Placement, place_transformer, placement_for
 from echovideo_core.sampling import ModelCall, OnStep, SamplingSettings, batched_call
 from echovideo_core.stages import Conditioning, TextEncoding
 from echovideo_core.text import PromptEmbeddings
@@ -79,6 +80,7 @@ class EchoVideoPipeline:
         self.tokenizer = tokenizer
         self.scheduler = scheduler
         self.siglip = siglip
+        self.placement: Placement | None = None  # None: every module stays where it is (see `offload`)
 
     @classmethod
     def from_pretrained(
@@ -87,13 +89,16 @@ class EchoVideoPipeline:
         transformer: EchoVideoTransformer3DModel | None = None, vae: AutoencoderKLCogVideoX | None = None,
         text_encoder: T5EncoderModel | None = None, tokenizer: T5Tokenizer | None = None,
         scheduler: CogVideoXDPMScheduler | None = None, siglip: SiglipEncoder | None = None,
+        offload: str = "none",
     ) -> "EchoVideoPipeline":
         """Load offline from a released folder; a component passed in is used as is.
 
         The layout is fixed (`loading.components.RELEASED_FOLDERS`). The VAE is kept in
         `vae_dtype` (float32: decoding in float32 then uses the checkpoint's own weights;
         other decode dtypes run on a temporary copy). With `device` every module moves there;
-        without it nothing moves (loaded parts stay on the CPU).
+        without it nothing moves (loaded parts stay on the CPU). `offload` ("none", "model",
+        "blocks:N", "sequential"; placement.OFFLOAD_MODES) keeps weights on the CPU until their
+        stage runs on `device` (the same numbers, less GPU memory).
         """
         root = Path(folder)
         given = {"transformer": transformer, "vae": vae, "text_encoder": text_encoder,
@@ -107,10 +112,29 @@ class EchoVideoPipeline:
             scheduler=scheduler or load_scheduler(root / "scheduler"),
             siglip=siglip or load_siglip(root / RELEASED_FOLDERS["siglip"], torch_dtype),
         )
-        return pipe if device is None else pipe.to(device)
+        if offload == "none":
+            return pipe if device is None else pipe.to(device)
+        return pipe.offload(offload, device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+    def offload(self, offload: str, device: torch.device | str) -> "EchoVideoPipeline":
+        """Let weights wait on the CPU and visit `device` only while they run (see placement.py):
+        "model" moves each component in for its stage; "blocks:N" keeps the DiT on `device`
+        except N blocks streamed in one at a time; "sequential" streams every DiT layer."""
+        placement = placement_for(offload, device)
+        if placement.mode == "block_swap":
+            check_swap_count(placement.swap_blocks, len(self.transformer.transformer_blocks))
+        for module in (self.vae, self.text_encoder, self.siglip and self.siglip.model):
+            if module is not None:
+                module.to(placement.storage_device)
+        place_transformer(self.transformer, placement)
+        self.placement = placement
+        return self
 
     def to(self, device: torch.device | str) -> "EchoVideoPipeline":
         """Move every module to `device` (dtypes unchanged)."""
+        if self.placement is not None:
+            raise InvalidInputError("this pipeline offloads its weights (from_pretrained(offload=...)): load it again "
+                                    "without offload to move it as a whole")
         for module in (self.transformer, self.vae, self.text_encoder, self.siglip and self.siglip.model):
             if module is not None:
                 module.to(device)
@@ -129,7 +153,11 @@ class EchoVideoPipeline:
 
     @property
     def device(self) -> torch.device:
-        return self.transformer.device
+        """Where the math runs."""
+        return self.placement.execution_device if self.placement is not None else self.transformer.device
+
+    def _placement(self, module: torch.nn.Module) -> Placement:
+        return self.placement or Placement.resident(next(module.parameters()).device)
 
     # ---- the bundles the stage functions take (built per call from the attributes) ------
 
@@ -141,16 +169,16 @@ class EchoVideoPipeline:
     @property
     def model(self) -> EchoVideoModel:
         return EchoVideoModel(transformer=self.transformer, vae=self.vae, scheduler=self.scheduler,
-                              placement=Placement.resident(self.device))
+                              placement=self.placement or Placement.resident(self.device))
 
     def _text_encoder(self) -> TextEncoder:
         self._require("text_encoder", "tokenizer")
         return TextEncoder(tokenizer=self.tokenizer, model=self.text_encoder,
-                           placement=Placement.resident(self.text_encoder.device))
+                           placement=self._placement(self.text_encoder))
 
     def _face_encoder(self) -> FaceEncoder:
         self._require("siglip")
-        return FaceEncoder(siglip=self.siglip, placement=Placement.resident(self.siglip.model.device))
+        return FaceEncoder(siglip=self.siglip, placement=self._placement(self.siglip.model))
 
     # ---- stages, one at a time ------------------------------------------------------
 

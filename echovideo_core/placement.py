@@ -4,10 +4,17 @@
 - "main_device": weights stay on the execution device (fastest, most memory);
 - "model_offload": weights wait on the offload device (CPU) and each model is moved to the
   execution device only while it runs, then moved back (`running_on`);
+- "block_swap": like "model_offload" for the VAE, T5 and SigLIP; the DiT stays on the
+  execution device except `swap_blocks` of its blocks, which wait on the offload device and
+  are streamed in one at a time (block_swap.py);
 - "sequential_offload": like "model_offload" for the VAE, T5 and SigLIP; the DiT's weights
   stay on the offload device and each layer visits the execution device only for its own
   forward (diffusers' leaf-level group offloading): least GPU memory, slowest;
 - "cpu": everything on the CPU.
+
+The user-facing vocabulary (`offload=` in Python, `--offload` on the command line) is
+`none | model | blocks:N | sequential` (`OFFLOAD_MODES`); `placement_for` turns it into a
+Placement. Every mode gives bit-identical numbers: only where weights wait changes.
 Before a model is moved onto the execution device, the caller's `make_room(bytes, device)`
 hook runs. A front end with its own memory manager instead puts a `ModelManager` in the
 Placement (`Placement.create(..., manager=...)`): then `running_on` hands every move to it
@@ -24,8 +31,13 @@ import torch
 
 from echovideo_core.errors import InvalidInputError
 
-PLACEMENTS: tuple[str, ...] = ("main_device", "model_offload", "sequential_offload", "cpu")
-OFFLOADING = ("model_offload", "sequential_offload")
+PLACEMENTS: tuple[str, ...] = ("main_device", "model_offload", "block_swap", "sequential_offload", "cpu")
+OFFLOADING = ("model_offload", "block_swap", "sequential_offload")
+OFFLOAD_MODES: tuple[str, ...] = ("none", "model", "blocks:N", "sequential")
+OFFLOAD_HELP = ("none: everything stays on the GPU (fastest, most memory); model: each component on the GPU only "
+                "while it runs; blocks:N: block swap, N of the DiT's 42 blocks wait on the CPU and are streamed in "
+                "(overlapped with compute on CUDA), the rest as model; sequential: the DiT visits the GPU one layer "
+                "at a time (least memory, slowest)")
 MakeRoom = Callable[[int, torch.device], None]
 
 
@@ -45,14 +57,18 @@ class Placement:
     execution_device: torch.device
     offload_device: torch.device
     manager: ModelManager | None = field(default=None, compare=False, repr=False)
+    swap_blocks: int = 0
 
     @classmethod
     def create(cls, mode: str, execution_device: torch.device | str, offload_device: torch.device | str = "cpu",
-               manager: ModelManager | None = None) -> "Placement":
+               manager: ModelManager | None = None, swap_blocks: int = 0) -> "Placement":
         if mode not in PLACEMENTS:
             raise InvalidInputError(f"placement must be one of {', '.join(PLACEMENTS)}; got {mode!r}")
+        if mode == "block_swap" and (isinstance(swap_blocks, bool) or not isinstance(swap_blocks, int) or swap_blocks < 1):
+            raise InvalidInputError(f"block swap needs a number of blocks >= 1, got {swap_blocks!r}")
         execution = torch.device("cpu") if mode == "cpu" else torch.device(execution_device)
-        return cls(mode=mode, execution_device=execution, offload_device=torch.device(offload_device), manager=manager)
+        return cls(mode=mode, execution_device=execution, offload_device=torch.device(offload_device), manager=manager,
+                   swap_blocks=swap_blocks if mode == "block_swap" else 0)
 
     @classmethod
     def resident(cls, device: torch.device | str) -> "Placement":
@@ -68,6 +84,28 @@ class Placement:
         return self.execution_device
 
 
+def parse_offload(offload: str) -> tuple[str, int]:
+    """"none" | "model" | "sequential" | "blocks:N" -> (placement mode, swapped blocks)."""
+    modes = {"none": "main_device", "model": "model_offload", "sequential": "sequential_offload"}
+    if offload in modes:
+        return modes[offload], 0
+    if isinstance(offload, str) and offload.startswith("blocks:"):
+        try:
+            return "block_swap", int(offload[len("blocks:"):])
+        except ValueError:
+            pass
+    raise InvalidInputError(f"offload must be one of {', '.join(OFFLOAD_MODES)} (N a number of blocks); got {offload!r}")
+
+
+def placement_for(offload: str, execution_device: torch.device | str, offload_device: torch.device | str = "cpu",
+                  manager: ModelManager | None = None) -> Placement:
+    """The Placement of an `offload` value (OFFLOAD_MODES) on these devices."""
+    mode, blocks = parse_offload(offload)
+    if mode == "main_device" and torch.device(execution_device).type == "cpu":
+        mode = "cpu"
+    return Placement.create(mode, execution_device, offload_device, manager=manager, swap_blocks=blocks)
+
+
 def module_bytes(module: torch.nn.Module) -> int:
     """Bytes of parameters and buffers (what moving the module to a device costs)."""
     tensors = list(module.parameters()) + list(module.buffers())
@@ -78,6 +116,10 @@ def place_transformer(transformer: torch.nn.Module, placement: Placement) -> Non
     """Put a freshly loaded DiT where the placement keeps it between runs."""
     if placement.mode == "sequential_offload":
         transformer.enable_sequential_offload(placement.execution_device, placement.offload_device)
+    elif placement.mode == "block_swap":
+        from echovideo_core.block_swap import enable_block_swap
+
+        enable_block_swap(transformer, placement.swap_blocks, placement.execution_device, placement.offload_device)
     else:
         transformer.to(placement.storage_device)
 
@@ -91,8 +133,8 @@ def running_on(module: torch.nn.Module, placement: Placement, make_room: MakeRoo
     the block raises, e.g. on a user's cancel); other modes leave it in place. With a
     manager in the placement, the manager does the moving (make_room is not called).
     """
-    if getattr(module, "_execution_device", None) is not None:  # layer-offloaded: its hooks move it
-        yield module
+    if getattr(module, "_execution_device", None) is not None or getattr(module, "_block_swap", None) is not None:
+        yield module  # layer-offloaded or block-swapped: its hooks move its weights
         return
     if placement.manager is not None:
         with placement.manager.running(module, placement):

@@ -199,7 +199,7 @@ def step_callback(total: int) -> Callable[[int, int, torch.Tensor], None]:
     return on_step
 
 
-def placement(mode: str):
+def placement(mode: str, swap_blocks: int = 0):
     """A core Placement for a loader's `placement` widget, on ComfyUI's devices; inside
     ComfyUI it carries a fresh ComfyModels, so the bundle that keeps the placement keeps
     its patchers (they go when ComfyUI drops the loader's output)."""
@@ -207,7 +207,7 @@ def placement(mode: str):
 
     manager = ComfyModels() if _optional("comfy.model_patcher") is not None else None
     offload = torch.device("cpu") if mode == "cpu" else offload_device()
-    return Placement.create(mode, execution_device(), offload, manager=manager)
+    return Placement.create(mode, execution_device(), offload, manager=manager, swap_blocks=swap_blocks)
 
 
 class _Patchable(torch.nn.Module):

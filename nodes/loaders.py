@@ -9,9 +9,12 @@ from . import comfy_adapter as comfy
 from . import model_choices as choices
 
 PRECISION = (list(PRECISIONS), {"default": "bf16", "tooltip": "Weight and compute precision (the release runs the DiT in bf16)."})
-PLACEMENT_TIP = ("main_device: stay on the GPU; model_offload: wait on the CPU, move to the GPU only while "
-                 "running; sequential_offload: the DiT visits the GPU one layer at a time (least memory, slowest; "
-                 "other models as model_offload); cpu: run on the CPU (slow).")
+PLACEMENT_TIP = ("Where weights wait; every choice gives the same video. main_device: stay on the GPU (fastest; the "
+                 "DiT alone is ~11 GB in bf16); model_offload: wait on the CPU, move to the GPU only while running "
+                 "(one model's memory at a time, plus a copy per run); block_swap: the DiT stays on the GPU except "
+                 "`swap_blocks` of its 42 blocks (~130 MB each in bf16), streamed in each step, copies overlapped on "
+                 "CUDA; other models as model_offload; sequential_offload: the DiT visits the GPU one layer at a "
+                 "time (least memory, slowest); cpu: run on the CPU (slow).")
 
 
 class EchoVideoModelLoader:
@@ -33,11 +36,13 @@ class EchoVideoModelLoader:
         }, "optional": {
             "lora": (choices.lora_choices(), {"default": choices.NO_LORA, "tooltip": "An EchoVideo LoRA from models/loras (trained with `echovideo train`, or a peft/kohya export), merged into the DiT."}),
             "lora_strength": ("FLOAT", {"default": 1.0, "min": -4.0, "max": 4.0, "step": 0.05, "tooltip": "How much of the LoRA to merge (0: none, 1: as trained)."}),
+            "swap_blocks": ("INT", {"default": 20, "min": 1, "max": 64, "tooltip": "With placement block_swap: how many DiT blocks wait on the CPU (more: less GPU memory, more copying)."}),
         }}
 
-    def load(self, model, vae, precision, placement, weight_storage, lora=choices.NO_LORA, lora_strength=1.0):
+    def load(self, model, vae, precision, placement, weight_storage, lora=choices.NO_LORA, lora_strength=1.0,
+             swap_blocks=20):
         loaded = load_echovideo_model(choices.transformer_path(model), vae_path=choices.vae_path(vae),
-                                      dtype=precision_dtype(precision), placement=comfy.placement(placement),
+                                      dtype=precision_dtype(precision), placement=comfy.placement(placement, swap_blocks),
                                       fp8_storage=weight_storage == "fp8_e4m3fn", loras=choices.lora_pairs(lora, lora_strength))
         return (loaded,)
 

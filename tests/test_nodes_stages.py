@@ -177,3 +177,13 @@ def test_sampler_identity_inputs_reach_the_identity_controls(basic_run, tiny_kit
                                              identity_strength=0.5, identity_start=0, identity_end=700,
                                              identity_guidance=2.0)[0]
     assert torch.equal(latent["samples"], comfy_latent_samples(expected.cpu(), 0.7))
+
+
+def test_block_swap_placement_samples_the_same_latents(basic_run, tiny_kit):
+    swapped = node("EchoVideoModelLoader").load("EchoVideo", "(from model folder)", "bf16", "block_swap", "default",
+                                                swap_blocks=1)[0]
+    assert swapped.transformer._block_swap is not None
+    args = dict(width=64, height=64, frames=1, steps=2, cfg=6.0, dynamic_cfg="timestep", seed=0, scheduler="CogVideoXDPM")
+    latent = node("EchoVideoSampler").sample(swapped, basic_run["7"][0], basic_run["5"][0], **args)[0]
+    resident = node("EchoVideoSampler").sample(basic_run["1"][0], basic_run["7"][0], basic_run["5"][0], **args)[0]
+    assert torch.equal(latent["samples"], resident["samples"])

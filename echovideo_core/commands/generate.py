@@ -24,6 +24,7 @@ from echovideo_core.face.errors import FaceError
 from echovideo_core.identity import parse_identity_steps
 from echovideo_core.lora import LoraMismatchError
 from echovideo_core.numerics import CFG_SCHEDULES, FEATURE_ROUNDINGS, MODES
+from echovideo_core.placement import OFFLOAD_HELP, parse_offload
 from echovideo_core.sampling import SCHEDULERS
 
 logger = logging.getLogger(__name__)
@@ -87,7 +88,26 @@ def add_generation_options(parser: argparse.ArgumentParser) -> None:
                         help="strength of each --lora, in order (default 1.0)")
     parser.add_argument("--save-latents", type=Path, default=None,
                         help="also write the final latents (1, F', C, H/8, W/8) float32 as .npy")
+    add_memory_options(parser)
     add_speed_options(parser)
+
+
+def add_memory_options(parser: argparse.ArgumentParser) -> None:
+    """Where weights wait and how the VAE decodes: less GPU memory, the same numbers."""
+    group = parser.add_argument_group("memory")
+    group.add_argument("--offload", type=_offload, default="none", metavar="none|model|blocks:N|sequential",
+                       help=OFFLOAD_HELP + " (default none)")
+    group.add_argument("--vae-tiling", action="store_true",
+                       help="decode in spatial tiles: far less memory at 480x848 and above, slightly slower")
+    group.add_argument("--vae-slicing", action="store_true", help="decode one video of a batch at a time")
+
+
+def _offload(text: str) -> str:
+    try:
+        parse_offload(text)
+    except InvalidInputError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
 
 
 def _identity_steps(text: str) -> tuple[int, int]:
@@ -173,7 +193,7 @@ def generate_video(args: argparse.Namespace, model_dir: Path, identity: np.ndarr
     with parallel_run(options.parallel, device) as setup:
         device = setup.device if setup.mode != "none" else device
         check_speed_options(options, device, setup)
-        pipe = EchoVideoPipeline.from_pretrained(model_dir, torch_dtype=dtype, device=device)
+        pipe = EchoVideoPipeline.from_pretrained(model_dir, torch_dtype=dtype, device=device, offload=args.offload)
         check_sequence_split_for(pipe.transformer.config, setup, height=height, width=width, num_frames=args.frames)
         for lora, strength in lora_pairs(args):
             pipe.apply_lora(lora, strength)
@@ -187,6 +207,7 @@ def generate_video(args: argparse.Namespace, model_dir: Path, identity: np.ndarr
                        identity_steps=args.identity_steps, identity_guidance=args.identity_guidance,
                        generator=seeded_generator(args.seed), mode=args.mode,
                        decode_dtype=decode_dtype, callback=lambda step, total, latents: bar.update(1),
+                       vae_tiling=args.vae_tiling, vae_slicing=args.vae_slicing,
                        output_type="np" if setup.writes_outputs else "latent", model_call=speed.model_call)
     if not setup.writes_outputs:
         return ""
