@@ -68,13 +68,19 @@ def compare_keys(model_shapes: Mapping[str, tuple[int, ...]], state_dict: Mappin
     return KeyReport(missing, unexpected, mis_shaped)
 
 
+def common_prefix(keys: list[str], prefixes: tuple[str, ...] = FOREIGN_PREFIXES) -> str:
+    """The first of `prefixes` that every key carries, or "" (other tools' single files)."""
+    for prefix in prefixes:
+        if keys and all(k.startswith(prefix) for k in keys):
+            return prefix
+    return ""
+
+
 def strip_common_prefix(state_dict: dict[str, torch.Tensor], prefixes: tuple[str, ...] = FOREIGN_PREFIXES
                         ) -> dict[str, torch.Tensor]:
     """Drop the first of `prefixes` that every key carries (other tools' single files)."""
-    for prefix in prefixes:
-        if state_dict and all(k.startswith(prefix) for k in state_dict):
-            return {k[len(prefix):]: v for k, v in state_dict.items()}
-    return state_dict
+    prefix = common_prefix(list(state_dict), prefixes)
+    return {k[len(prefix):]: v for k, v in state_dict.items()} if prefix else state_dict
 
 
 def _read_safetensors(path: Path, dtype: torch.dtype | None) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -118,26 +124,35 @@ def _read_folder(folder: Path, dtype: torch.dtype | None) -> tuple[dict[str, tor
         folder = folder / "transformer"  # the whole released pipeline folder was given
     config_path = folder / "config.json"
     config = json.loads(config_path.read_text()) if config_path.exists() else None
-    index = folder / INDEX_NAME
+    files = folder_weight_files(folder)
+    if len(files) > 1 or (folder / INDEX_NAME).exists():
+        tensors: dict[str, torch.Tensor] = {}
+        for file in files:
+            tensors.update(_read_safetensors(file, dtype)[0])
+        return tensors, config
+    tensors, metadata = _read_safetensors(files[0], dtype)
+    if config is None and CONFIG_METADATA_KEY in metadata:
+        config = json.loads(metadata[CONFIG_METADATA_KEY])
+    return tensors, config
+
+
+def folder_weight_files(folder: Path, index_name: str = INDEX_NAME, usual: str = WEIGHT_NAME) -> list[Path]:
+    """The safetensors files of a model folder: the shards its index lists (all present),
+    else `usual`, else its one .safetensors file (transformers folders: model.safetensors...)."""
+    index = folder / index_name
     if index.exists():
         shard_names = sorted(set(json.loads(index.read_text())["weight_map"].values()))
         missing = [name for name in shard_names if not (folder / name).exists()]
         if missing:
             raise FileNotFoundError(f"{folder}: the index lists shards that are not there: {', '.join(missing)}")
-        tensors: dict[str, torch.Tensor] = {}
-        for name in shard_names:
-            tensors.update(_read_safetensors(folder / name, dtype)[0])
-        return tensors, config
-    singles = [folder / WEIGHT_NAME] if (folder / WEIGHT_NAME).exists() else sorted(folder.glob("*.safetensors"))
+        return [folder / name for name in shard_names]
+    singles = [folder / usual] if (folder / usual).exists() else sorted(folder.glob("*.safetensors"))
     if len(singles) != 1:
         raise FileNotFoundError(
-            f"{folder}: expected {WEIGHT_NAME} or {INDEX_NAME} with its shards "
+            f"{folder}: expected {usual} or {index_name} with its shards "
             f"(found {len(singles)} .safetensors files)"
         )
-    tensors, metadata = _read_safetensors(singles[0], dtype)
-    if config is None and CONFIG_METADATA_KEY in metadata:
-        config = json.loads(metadata[CONFIG_METADATA_KEY])
-    return tensors, config
+    return singles
 
 
 def infer_config(state_dict: Mapping[str, torch.Tensor]) -> dict[str, Any]:
