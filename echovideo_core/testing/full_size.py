@@ -30,6 +30,14 @@ from echovideo_core.weights.transformer import RELEASE_TRANSFORMER_CONFIG, trans
 
 FULL_TRANSFORMER: dict[str, Any] = dict(RELEASE_TRANSFORMER_CONFIG)
 """The released layout (tests/data/echovideo_transformer_keys.json lists its 1081 tensors)."""
+MEDIUM_TRANSFORMER: dict[str, Any] = dict(
+    num_attention_heads=48, attention_head_dim=64, num_layers=4, in_channels=32, out_channels=16,
+    text_embed_dim=4096, time_embed_dim=512, face_embed_dim=32, face_seq_length=16, resampler_dim=32,
+    resampler_depth=1, resampler_heads=2, resampler_dim_head=16, resampler_num_queries=4, resampler_ff_mult=2,
+)
+"""The CPU "medium" configuration: the release's block geometry (48 x 64 heads, 3072 wide,
+512-wide time embedding, 4096-wide text) with 4 blocks instead of 42 and a shrunk IITF
+resampler. Same values as the speed bench's medium configuration."""
 SHARD_BYTES = 5 * 1024**3
 
 
@@ -47,16 +55,20 @@ class RandomWeights:
         return dict(self._shapes)
 
     def read(self, key: str) -> StoredTensor:
+        """Drawn in float32 a row block at a time (the working copy stays small), kept as `dtype`."""
         shape = self._shapes[key]
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + zlib.crc32(key.encode()))
-        values = torch.randn(shape, generator=generator)
         if len(shape) >= 2:
-            values /= math.sqrt(math.prod(shape[1:]))
-        elif "norm" in key and key.endswith(".weight"):
-            values = values.mul_(0.02).add_(1.0)
+            scale, shift = 1 / math.sqrt(math.prod(shape[1:])), 0.0
         else:
-            values *= 0.02
-        return StoredTensor(shape, values.to(self.dtype))
+            scale, shift = 0.02, (1.0 if "norm" in key and key.endswith(".weight") else 0.0)
+        out = torch.empty(shape, dtype=self.dtype)
+        rows = out.reshape(shape[0], -1) if shape else out.reshape(1, 1)
+        step = max(1, (1 << 22) // max(1, rows.shape[1]))
+        for start in range(0, rows.shape[0], step):
+            block = torch.randn(rows[start:start + step].shape, generator=generator)
+            rows[start:start + step] = block.mul_(scale).add_(shift)
+        return StoredTensor(shape, out)
 
 
 def random_transformer(weights: str = "bf16", *, config: Mapping[str, Any] = FULL_TRANSFORMER, seed: int = 0,

@@ -26,17 +26,25 @@ IGNORED_SUFFIXES = (".scale_input", ".input_scale", ".comfy_quant")
 """Activation scales and per-layer quantisation notes: we compute in bf16 and read neither."""
 
 
-def quantize_fp8(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def quantize_fp8(weight: torch.Tensor, chunk_values: int = 1 << 22) -> tuple[torch.Tensor, torch.Tensor]:
     """A float tensor -> (float8_e4m3fn tensor, float32 0-d scale) with weight ~= fp8 * scale.
 
     The scale maps the tensor's largest magnitude to fp8's largest finite value (448), so
-    nothing saturates; an all-zero tensor gets scale 1.
+    nothing saturates; an all-zero tensor gets scale 1. Converted `chunk_values` at a time,
+    so the float32 working copy stays small next to a large layer.
     """
-    values = weight.detach().float()
-    largest = values.abs().amax() if values.numel() else torch.zeros(())
-    scale = torch.where(largest > 0, largest / FP8_MAX, torch.ones(()))
-    stored = (values / scale).clamp(-FP8_MAX, FP8_MAX).to(FP8_DTYPE)
-    return stored, scale.reshape(()).to(torch.float32)
+    weight = weight.detach()
+    if weight.numel() == 0:
+        return torch.empty(weight.shape, dtype=FP8_DTYPE, device=weight.device), torch.ones((), device=weight.device)
+    low, high = torch.aminmax(weight)
+    largest = torch.maximum(-low.float(), high.float())
+    scale = torch.where(largest > 0, largest / FP8_MAX, torch.ones((), device=weight.device))
+    flat = weight.reshape(-1)
+    stored = torch.empty(flat.shape, dtype=FP8_DTYPE, device=weight.device)
+    for start in range(0, flat.numel(), chunk_values):
+        part = flat[start:start + chunk_values].float().div_(scale).clamp_(-FP8_MAX, FP8_MAX)
+        stored[start:start + chunk_values] = part.to(FP8_DTYPE)
+    return stored.reshape(weight.shape), scale.reshape(()).to(torch.float32)
 
 
 def dequantize_fp8(stored: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:

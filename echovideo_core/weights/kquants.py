@@ -94,25 +94,28 @@ def _dequantize_k(blocks: torch.Tensor, fifth_bits: bool) -> torch.Tensor:
 
 
 def dequantize(data: torch.Tensor, qtype: GGMLQuantizationType, shape: tuple[int, ...],
-               dtype: torch.dtype = torch.float32) -> torch.Tensor:
+               dtype: torch.dtype = torch.float32, chunk_values: int = 1 << 22) -> torch.Tensor:
     """Stored bytes (any shape, uint8; float types may come as their own dtype) -> `shape` in `dtype`.
 
-    Runs on `data`'s device for the float types, Q8_0, Q4_K and Q5_K; other types go through
-    the gguf package on the CPU and come back to that device.
+    Runs on `data`'s device for the float types, Q8_0, Q4_K and Q5_K (`chunk_values` values
+    at a time, so the float32 working copy stays small next to a large layer); other types go
+    through the gguf package on the CPU and come back to that device.
     """
     if qtype in FLOAT_TYPES:
         values = data if data.dtype == FLOAT_TYPES[qtype] else data.contiguous().view(FLOAT_TYPES[qtype])
         return values.reshape(shape).to(dtype)
-    _, nbytes = GGML_QUANT_SIZES[qtype]
+    values_per_block, nbytes = GGML_QUANT_SIZES[qtype]
     blocks = data.reshape(-1, nbytes)
-    if qtype == Q8_0:
-        values = _dequantize_q8_0(blocks)
-    elif qtype in (Q4_K, Q5_K):
-        values = _dequantize_k(blocks, fifth_bits=qtype == Q5_K)
-    else:
+    if qtype not in (Q8_0, Q4_K, Q5_K):
         array = gguf_quants.dequantize(blocks.cpu().numpy(), qtype)
-        values = torch.from_numpy(np.ascontiguousarray(array)).to(data.device)
-    return values.reshape(shape).to(dtype)
+        return torch.from_numpy(np.ascontiguousarray(array)).to(data.device).reshape(shape).to(dtype)
+    out = torch.empty(blocks.shape[0], values_per_block, dtype=dtype, device=data.device)
+    step = max(1, chunk_values // values_per_block)
+    for start in range(0, blocks.shape[0], step):
+        part = blocks[start:start + step]
+        decoded = _dequantize_q8_0(part) if qtype == Q8_0 else _dequantize_k(part, fifth_bits=qtype == Q5_K)
+        out[start:start + step] = decoded
+    return out.reshape(shape)
 
 
 def _quantize_k(values: torch.Tensor, levels: int) -> torch.Tensor:
@@ -150,16 +153,17 @@ def _quantize_k(values: torch.Tensor, levels: int) -> torch.Tensor:
     return torch.cat(parts, dim=1)
 
 
-def quantize(weight: torch.Tensor, qtype: GGMLQuantizationType, chunk_rows: int = 4096) -> torch.Tensor:
+def quantize(weight: torch.Tensor, qtype: GGMLQuantizationType, chunk_values: int = 1 << 21) -> torch.Tensor:
     """A float tensor -> its `qtype` bytes, shaped byte_shape(weight.shape, qtype), on the CPU.
 
-    Rows are quantised `chunk_rows` at a time, so the float32 working copy stays small.
+    Whole rows of about `chunk_values` values at a time, so the float32 working copy stays small.
     Q8_0 is the gguf package's (ggml's rounding, bit-exact); Q4_K / Q5_K are ours (see above).
     """
     shape = tuple(weight.shape)
     if not fits(shape, qtype):
         raise ValueError(f"rows of {shape[-1]} values do not split into {qtype.name} blocks of {block_size(qtype)}")
     rows = weight.detach().reshape(-1, shape[-1])
+    chunk_rows = max(1, chunk_values // shape[-1])
     out = []
     for start in range(0, rows.shape[0], chunk_rows):
         chunk = rows[start:start + chunk_rows].to("cpu", torch.float32)

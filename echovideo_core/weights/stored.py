@@ -73,7 +73,8 @@ def to_gguf(tensor: StoredTensor, wanted: GGMLQuantizationType, fallback_dtype: 
         return tensor
     if qtype != wanted:
         logger.debug("rows of %s values do not split into %s blocks: Q8_0 instead", tensor.shape[-1], wanted.name)
-    return StoredTensor(tensor.shape, quantize(tensor.dequantize(torch.float32), qtype), "gguf", qtype=qtype)
+    values = tensor.data if tensor.encoding == "float" else tensor.dequantize(torch.float32)
+    return StoredTensor(tensor.shape, quantize(values, qtype), "gguf", qtype=qtype)
 
 
 def store(tensor: StoredTensor, fmt: WeightsFormat) -> StoredTensor:
@@ -84,7 +85,7 @@ def store(tensor: StoredTensor, fmt: WeightsFormat) -> StoredTensor:
     if fmt.low_bit == "fp8":
         if tensor.encoding == "fp8":
             return tensor
-        stored, scale = quantize_fp8(tensor.dequantize(torch.float32))
+        stored, scale = quantize_fp8(tensor.data if tensor.encoding == "float" else tensor.dequantize(torch.float32))
         return StoredTensor(tensor.shape, stored, "fp8", scale)
     if fmt.low_bit == "gguf":
         if tensor.encoding != "gguf":
