@@ -31,6 +31,8 @@ logger = logging.getLogger(__name__)
 RELEASE_TRANSFORMER_CONFIG: dict[str, Any] = {"in_channels": 32}
 """The released 5.6B DiT: the constructor's defaults with 32 input channels (its config.json)."""
 MODEL_NAME = "EchoVideoTransformer3DModel"
+IITF_PREFIXES = ("face_proj.", "text_proj.", "face_info_proj.", "face_prj_wofc.")
+"""The identity-fusion layers EchoVideo adds to CogVideoX (kept bf16 in every format)."""
 
 
 def open_transformer_source(path: str | Path) -> TensorSource:
@@ -53,16 +55,24 @@ def stored_weights(source: TensorSource) -> str:
 
 
 def transformer_config(source: TensorSource) -> dict[str, Any]:
-    """The source's config, else one inferred from its shapes; a source that is no EchoVideo
-    DiT at all is refused with its differences from the release's layout."""
+    """The source's config, else one inferred from its shapes.
+
+    A DiT without (some of) the IITF layers gets the release's IITF sizes, so the key check
+    that follows names exactly the IITF tensors it lacks; a source that is no EchoVideo DiT
+    at all is refused with its differences from the release's layout.
+    """
     if source.config:
         return dict(source.config)
     shapes = meta_shapes(source.shapes())
+    release = build_on_meta(RELEASE_TRANSFORMER_CONFIG).state_dict()
     try:
         return infer_config(shapes)
     except CheckpointMismatchError:
-        release = build_on_meta(RELEASE_TRANSFORMER_CONFIG)
-        report = compare_keys({k: tuple(v.shape) for k, v in release.state_dict().items()}, shapes)
+        pass
+    try:
+        return infer_config({**{k: v for k, v in release.items() if k.startswith(IITF_PREFIXES)}, **shapes})
+    except CheckpointMismatchError:
+        report = compare_keys({k: tuple(v.shape) for k, v in release.items()}, shapes)
         raise CheckpointMismatchError(
             f"{source.description} is not an EchoVideo transformer (compared with the released layout: "
             f"{report.describe()})"
