@@ -47,9 +47,16 @@ def quantize_fp8(weight: torch.Tensor, chunk_values: int = 1 << 22) -> tuple[tor
     return stored.reshape(weight.shape), scale.reshape(()).to(torch.float32)
 
 
-def dequantize_fp8(stored: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """fp8 * scale in `dtype` (the product is formed in float32, then rounded once)."""
-    return (stored.float() * scale.float()).to(dtype)
+def dequantize_fp8(stored: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype = torch.float32,
+                   chunk_values: int = 1 << 22) -> torch.Tensor:
+    """fp8 * scale in `dtype`: each product formed in float32, then rounded once; converted
+    `chunk_values` at a time so a forward's temporary is one layer in `dtype`, not in float32."""
+    flat = stored.reshape(-1)
+    out = torch.empty(flat.shape, dtype=dtype, device=stored.device)
+    scale = scale.float()
+    for start in range(0, flat.numel(), chunk_values):
+        out[start:start + chunk_values] = flat[start:start + chunk_values].float().mul_(scale)
+    return out.reshape(stored.shape)
 
 
 class Fp8Linear(nn.Linear):

@@ -28,6 +28,7 @@ from torch import nn
 
 from echovideo_core.loading import CheckpointMismatchError, compare_keys
 from echovideo_core.weights.formats import WeightsFormat
+from echovideo_core.weights.memory import trim_heap
 from echovideo_core.weights.sources import TensorSource
 from echovideo_core.weights.stored import linear_layer
 
@@ -88,6 +89,7 @@ def fill_layer_by_layer(model: nn.Module, source: TensorSource, fmt: WeightsForm
         if fmt.low_bit is not None and rule(name, module):
             bias = source.read(f"{name}.bias").dequantize(fmt.dtype) if module.bias is not None else None
             _replace(model, name, linear_layer(source.read(f"{name}.weight"), bias, fmt).to(device))
+            trim_heap()
     tied: dict[int, list[tuple[nn.Module, str, str, bool]]] = defaultdict(list)
     for module_name, module in model.named_modules(remove_duplicate=False):
         prefix = f"{module_name}." if module_name else ""

@@ -6,8 +6,11 @@ starts a new peak (Linux clear_refs), so one process can measure a phase on its 
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import resource
 import sys
+from functools import lru_cache
 from pathlib import Path
 
 _STATUS = Path("/proc/self/status")
@@ -44,3 +47,25 @@ def reset_peak_rss() -> bool:
     except OSError:
         return False
     return True
+
+
+@lru_cache(maxsize=1)
+def _malloc_trim():
+    name = ctypes.util.find_library("c")
+    try:
+        return getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+    except OSError:
+        return None
+
+
+def trim_heap() -> None:
+    """Hand the C heap's free pages back to the system (glibc's malloc_trim; elsewhere nothing).
+
+    Why: a loader that converts layer after layer frees working copies of a few MB between
+    the tensors it keeps; glibc keeps such holes in its heap, and over 42 blocks they add up
+    to more than a GB of resident memory nobody uses (measured). Trimming after each layer
+    keeps the process at the size of what it holds.
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
