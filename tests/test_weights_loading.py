@@ -94,3 +94,14 @@ def test_a_gguf_file_with_a_missing_iitf_tensor_is_refused_naming_it(tmp_path, t
     damaged = RenamedSource(open_transformer_source(gguf), dropped=lambda key: key == "face_info_proj.weight")
     with pytest.raises(CheckpointMismatchError, match=r"missing 1: face_info_proj\.weight"):
         transformer_from_source(damaged)
+
+
+@pytest.mark.parametrize("weights", ["fp8", "gguf-q8_0"])
+def test_low_bit_layers_give_identical_latents_under_sequential_offload(tiny_weights, weights):
+    from echovideo_core.weights.accuracy import final_latents, synthetic_inputs
+
+    inputs = synthetic_inputs(tiny_weights.config, height=32, width=32, num_frames=5, steps=1)
+    resident = final_latents(transformer_from_source(tiny_weights, weights), inputs)
+    offloaded = transformer_from_source(tiny_weights, weights)
+    offloaded.enable_sequential_offload("cpu")  # diffusers' leaf-level hooks find our nn.Linear subclasses
+    assert torch.equal(final_latents(offloaded, inputs), resident)

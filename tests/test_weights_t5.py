@@ -13,8 +13,8 @@ from echovideo_core.weights.fp8 import Fp8Linear
 from echovideo_core.weights.t5 import load_t5_in_format
 
 # Largest |difference| of the tiny T5's last hidden state from float32 (values of order 1),
-# computed in float32; measured fp8 0.12, int8 0.021 (docs/weights.md).
-T5_BOUND = {"fp8": 0.25, "int8": 0.05}
+# computed in float32; measured fp8 0.103, int8 0.035 (docs/weights.md).
+T5_BOUND = {"fp8": 0.25, "int8": 0.08}
 
 
 @pytest.fixture(scope="module")
