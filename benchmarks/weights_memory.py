@@ -9,8 +9,9 @@ another (never two big processes at once); the bf16 run is the baseline of the r
     python benchmarks/weights_memory.py --runs bf16 fp8 int8 gguf-q4_k-file --json results.json
     python benchmarks/weights_memory.py --one fp8            # a single run, JSON on stdout
 
-`gguf-q4_k-file` first writes the random weights as a Q4_K .gguf file (`--work DIR`) in a
-process of its own (its peak is reported too: the converter streams), then loads that file.
+`<target>-file` (gguf-q4_k-file, fp8-file, ...) first writes the random weights as such a file
+(`--work DIR`) in a process of its own (its peak is reported too: the converter streams),
+then loads that file as stored.
 One step without CFG (batch 1): the memory is the weights', a second CFG branch adds a few
 MB of activations at this size and doubles the time. bf16 matmuls are slow on CPUs without
 bf16 units, so a run takes tens of minutes there; figures in benchmarks/RESULTS.md.
@@ -42,7 +43,7 @@ def _one(run: str, args: argparse.Namespace) -> dict:
     imported = current_rss_bytes()
     start = time.perf_counter()
     if run.endswith("-file"):
-        model = load_transformer_in_format(_gguf_path(args), None)
+        model = load_transformer_in_format(_file_path(args, run[: -len("-file")]), None)  # as stored
     else:
         model = transformer_from_source(RandomWeights(config, seed=0), run)
     loaded = time.perf_counter()
@@ -57,11 +58,12 @@ def _one(run: str, args: argparse.Namespace) -> dict:
             "latents_finite": bool(torch.isfinite(latents).all())}
 
 
-def _gguf_path(args: argparse.Namespace) -> Path:
-    return Path(args.work) / f"echovideo-{args.config}-random-Q4_K.gguf"
+def _file_path(args: argparse.Namespace, target: str) -> Path:
+    suffix = ".gguf" if target.startswith("gguf") else ".safetensors"
+    return Path(args.work) / f"echovideo-{args.config}-random-{target}{suffix}"
 
 
-def _convert(args: argparse.Namespace) -> dict:
+def _convert(target: str, args: argparse.Namespace) -> dict:
     import torch
 
     torch.set_num_threads(args.threads)
@@ -71,11 +73,11 @@ def _convert(args: argparse.Namespace) -> dict:
     from echovideo_core.weights.memory import peak_rss_bytes
 
     config = FULL_TRANSFORMER if args.config == "full" else MEDIUM_TRANSFORMER
-    out = _gguf_path(args)
+    out = _file_path(args, target)
     out.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    result = convert_source(RandomWeights(config, seed=0), weights_format("gguf-q4_k"), out)
-    return {"run": "convert random -> gguf-q4_k", "config": args.config, "file_bytes": result.bytes,
+    result = convert_source(RandomWeights(config, seed=0), weights_format(target), out)
+    return {"run": f"convert random -> {target}", "config": args.config, "file_bytes": result.bytes,
             "peak_memory_bytes": peak_rss_bytes(), "seconds": time.perf_counter() - start}
 
 
@@ -116,12 +118,13 @@ def main() -> None:
         print(json.dumps(_one(args.one, args)))
         return
     if args.convert:
-        print(json.dumps(_convert(args)))
+        print(json.dumps(_convert(args.convert, args)))
         return
     results = {"machine": machine(), "runs": []}
     for run in args.runs:
-        if run.endswith("-file") and not _gguf_path(args).exists():
-            results["runs"].append(_child("--convert", "gguf-q4_k", args))
+        target = run[: -len("-file")]
+        if run.endswith("-file") and not _file_path(args, target).exists():
+            results["runs"].append(_child("--convert", target, args))
             print(json.dumps(results["runs"][-1]), flush=True)
         results["runs"].append(_child("--one", run, args))
         print(json.dumps(results["runs"][-1]), flush=True)
