@@ -19,7 +19,6 @@ accuracy checks pass float32: bf16 matmuls are slow on CPUs without bf16 units).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
@@ -62,15 +61,3 @@ def weights_format(name: str, *, compute_dtype: torch.dtype | None = None,
     if name in GGUF_TYPES:
         return WeightsFormat(name, dtype, GGUF_TYPES[name])
     return WeightsFormat(name, dtype, name)
-
-
-def is_gguf_file(path: str | Path) -> bool:
-    return Path(path).suffix.lower() == GGUF_SUFFIX
-
-
-def default_weights(path: str | Path, requested: str | None) -> str:
-    """`requested`, or when None the source's own format: "gguf" for a .gguf file, else "bf16"
-    (an fp8 file asked for as "bf16" is dequantised; ask for "fp8" to keep it small)."""
-    if requested is not None:
-        return requested
-    return "gguf" if is_gguf_file(path) else "bf16"

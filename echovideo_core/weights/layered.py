@@ -9,7 +9,7 @@ never a full bf16 or float32 copy first.
 
 Which layers are "large" (low-bit) is a rule per model, here:
 - the DiT: every nn.Linear inside `transformer_blocks` (attention q/k/v/out, feed-forward,
-  and the adaLN modulation `norm1.linear` / `norm2.linear`): 98.8% of the 5.6B parameters.
+  and the adaLN modulation `norm1.linear` / `norm2.linear`): 98.7% of the 5.6B parameters.
   Kept in floating point: the IITF layers (face_proj, text_proj, face_info_proj,
   face_prj_wofc.*), the patch, time, final-norm and output layers, every norm, bias and
   1-D tensor: small, and where an error would reach every token or the identity directly.

@@ -23,12 +23,11 @@ from safetensors import safe_open
 
 from echovideo_core.errors import MissingModelFilesError
 from echovideo_core.loading import CONFIG_METADATA_KEY, CheckpointMismatchError, common_prefix, folder_weight_files
+from echovideo_core.weights.formats import GGUF_SUFFIX
 from echovideo_core.weights.fp8 import FP8_DTYPE, IGNORED_SUFFIXES, MARKER_KEY, SCALE_SUFFIXES
 from echovideo_core.weights.stored import StoredTensor
 
 SAFETENSORS_SUFFIXES = (".safetensors", ".sft")
-GGUF_CONFIG_KEY = "echovideo.config"
-"""GGUF metadata key of the model config (JSON), as our convert writes it."""
 
 
 class TensorSource(Protocol):
@@ -181,7 +180,7 @@ def open_source(path: str | Path, *, prefixes: tuple[str, ...] = (), what: str, 
         return SafetensorsSource(files, config, prefixes, description=str(path))
     if not path.is_file():
         raise MissingModelFilesError(f"{what}: no file or folder at {path}")
-    if path.suffix.lower() == ".gguf":
+    if path.suffix.lower() == GGUF_SUFFIX:
         return GGUFSource(path, prefixes)
     if path.suffix in SAFETENSORS_SUFFIXES:
         return SafetensorsSource([path], _metadata_config(path), prefixes)
