@@ -4,11 +4,14 @@ A source lists its tensors by their logical key (a foreign prefix stripped, fp8 
 folded into their weight) with their shapes before anything is read, so keys are checked
 before any model is built, and hands out one `StoredTensor` per `read`.
 
-Why each read opens the file again: a safetensors or GGUF file is memory-mapped, and every
-page a mapping has touched counts in the process's resident memory until the mapping is
-closed. Reading a 11 GB checkpoint through one open mapping would show 11 GB of RSS even
-when the tensors are stored at a quarter of that. Re-opening costs a header parse (a few ms).
-GGUF data is read with plain file reads for the same reason.
+Why each read opens the file again: safetensors hands out tensors backed by the file's
+memory map (copy-on-write), and every page a mapping has touched counts in the process's
+resident memory until the mapping is gone. With one handle open for a whole load, every
+page read for a layer that is then re-encoded (bf16 -> fp8) would stay counted: an 11 GB
+checkpoint would show 11 GB of RSS while stored at half of it. Opened per tensor, a mapping
+lives exactly as long as the tensor read through it (a tensor kept as read, in a plain
+format, keeps its own: it is the weight). Re-opening costs a header parse (a few ms).
+GGUF bytes are read with plain file reads, so a GGUF model is ordinary memory.
 """
 from __future__ import annotations
 
