@@ -20,7 +20,8 @@ import shlex
 
 import torch
 
-from echovideo_core.acceleration.bench import MEDIUM_SIZE, bench_speed_options, medium_transformer, synthetic_inputs
+from echovideo_core.acceleration.bench import MEDIUM_SIZE, bench_speed_options, medium_transformer
+from echovideo_core.testing.synthetic import synthetic_inputs
 from echovideo_core.acceleration.cli_options import add_speed_options, speed_options
 from echovideo_core.tiny import SCHEDULER_CONFIG
 
@@ -47,7 +48,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     options = [parse_option(text) for text in args.option]
     model = medium_transformer(num_layers=args.layers).to(args.device, getattr(torch, args.dtype))
-    inputs = synthetic_inputs(model, height=args.height, width=args.width, num_frames=args.frames, steps=args.steps)
+    inputs = synthetic_inputs(model.config, device=model.device, height=args.height, width=args.width, num_frames=args.frames, steps=args.steps)
     print(json.dumps({"machine": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
                       "torch": torch.__version__, "device": args.device, "dtype": args.dtype, "layers": args.layers,
                       "size": f"{args.height}x{args.width}x{args.frames}", "steps": args.steps}), flush=True)

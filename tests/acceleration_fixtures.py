@@ -6,7 +6,7 @@ from typing import Sequence
 import torch
 
 from echovideo_core.acceleration import SpeedOptions, accelerated
-from echovideo_core.acceleration.bench import synthetic_inputs
+from echovideo_core.testing.synthetic import synthetic_inputs
 from echovideo_core.sampling import SamplingInputs, denoise, make_scheduler
 from echovideo_core.tiny import SCHEDULER_CONFIG, TINY_TRANSFORMER
 from echovideo_core.transformer import EchoVideoTransformer3DModel
@@ -23,7 +23,7 @@ def tiny_dit(layers: int = LAYERS) -> EchoVideoTransformer3DModel:
 
 
 def tiny_inputs(model: EchoVideoTransformer3DModel, steps: int = STEPS) -> SamplingInputs:
-    return synthetic_inputs(model, steps=steps, **SIZE)
+    return synthetic_inputs(model.config, steps=steps, **SIZE)
 
 
 def sample(model: EchoVideoTransformer3DModel, inputs: SamplingInputs, options: SpeedOptions = SpeedOptions(),

@@ -23,18 +23,10 @@ import torch
 from echovideo_core.acceleration.apply import accelerated
 from echovideo_core.acceleration.cache import record_mag_ratios
 from echovideo_core.acceleration.options import SpeedOptions
-from echovideo_core.geometry import latent_frame_count
-from echovideo_core.rotary import rotary_embeddings
-from echovideo_core.sampling import GuidancePlan, SamplingInputs, denoise, make_scheduler
+from echovideo_core.sampling import SamplingInputs, denoise, make_scheduler
+from echovideo_core.testing.full_size import MEDIUM_TRANSFORMER
 from echovideo_core.transformer import EchoVideoTransformer3DModel
 
-MEDIUM_TRANSFORMER: dict[str, Any] = dict(
-    num_attention_heads=48, attention_head_dim=64, num_layers=4, in_channels=32, out_channels=16,
-    text_embed_dim=4096, time_embed_dim=512, face_embed_dim=32, face_seq_length=16, resampler_dim=32,
-    resampler_depth=1, resampler_heads=2, resampler_dim_head=16, resampler_num_queries=4, resampler_ff_mult=2,
-)
-"""The DiT's block geometry (48 x 64 heads, 512-wide time embedding, 4096-wide text) with 4
-layers instead of 42; the IITF resampler is shrunk (the bench passes fused tokens)."""
 MEDIUM_SIZE: dict[str, int] = dict(height=64, width=96, num_frames=9, steps=10)
 
 
@@ -73,22 +65,6 @@ def medium_transformer(seed: int = 0, **overrides: Any) -> EchoVideoTransformer3
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return EchoVideoTransformer3DModel(**{**MEDIUM_TRANSFORMER, **overrides}).eval().requires_grad_(False)
-
-
-def synthetic_inputs(transformer: torch.nn.Module, *, height: int, width: int, num_frames: int, steps: int,
-                     guidance_scale: float = 6.0, seed: int = 0) -> SamplingInputs:
-    """Seeded random noise, face latent and fused tokens of the right shapes (CFG on)."""
-    config = transformer.config
-    g = torch.Generator().manual_seed(seed)
-    channels = int(config.in_channels) // 2
-    shape = (1, latent_frame_count(num_frames), channels, height // 8, width // 8)
-    tokens = torch.randn(2, int(config.max_text_seq_length), int(config.text_embed_dim), generator=g)
-    rotary = None
-    if config.use_rotary_positional_embeddings:
-        rotary = rotary_embeddings(config, height=height, width=width, num_frames=num_frames, device=transformer.device)
-    plan = GuidancePlan(conditioning=tokens, guidance=[guidance_scale] * steps, do_cfg=True)
-    return SamplingInputs(noise=torch.randn(shape, generator=g), face_latent=torch.randn(shape, generator=g),
-                          plan=plan, rotary=rotary)
 
 
 def _run(transformer: torch.nn.Module, scheduler_config: dict, inputs: SamplingInputs, options: SpeedOptions,

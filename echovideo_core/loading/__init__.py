@@ -12,12 +12,13 @@
 from __future__ import annotations
 
 from echovideo_core.errors import CheckpointMismatchError
-from echovideo_core.loading.state_dict import (CONFIG_METADATA_KEY, KeyReport, compare_keys, read_state_dict,
-                                               strip_common_prefix)
-from echovideo_core.loading.transformer import (build_on_meta, infer_config, load_transformer, read_transformer_weights,
-                                                save_single_file)
+from echovideo_core.loading.state_dict import (CONFIG_METADATA_KEY, KeyReport, common_prefix, compare_keys,
+                                               read_state_dict, strip_common_prefix)
+from echovideo_core.loading.transformer import (FOREIGN_PREFIXES, INDEX_NAME, WEIGHT_NAME, build_on_meta, infer_config,
+                                                load_transformer, read_transformer_weights, save_single_file)
 
 __all__ = [
-    "CONFIG_METADATA_KEY", "CheckpointMismatchError", "KeyReport", "build_on_meta", "compare_keys", "infer_config",
+    "CONFIG_METADATA_KEY", "FOREIGN_PREFIXES", "INDEX_NAME", "WEIGHT_NAME", "CheckpointMismatchError", "KeyReport",
+    "build_on_meta", "common_prefix", "compare_keys", "infer_config",
     "load_transformer", "read_state_dict", "read_transformer_weights", "save_single_file", "strip_common_prefix",
 ]

@@ -59,6 +59,10 @@ class TensorFile:
     def shape(self, name: str) -> tuple[int, ...]:
         return tuple(self._handle.get_slice(name).get_shape())
 
+    def stored_dtype(self, name: str) -> str:
+        """The tensor's dtype as the file names it ("BF16", "F8_E4M3", ...), without reading it."""
+        return self._handle.get_slice(name).get_dtype()
+
     def get(self, name: str) -> torch.Tensor:
         return self._handle.get_tensor(name)
 
@@ -114,12 +118,18 @@ def read_state_dict(path: str | Path, dtype: torch.dtype | None = None) -> tuple
     return {k: cast_floating(v, dtype) for k, v in state.items()}, {}
 
 
+def common_prefix(keys: list[str], prefixes: tuple[str, ...]) -> str:
+    """The first of `prefixes` that every key carries, or "" (other tools' single files)."""
+    for prefix in prefixes:
+        if keys and all(k.startswith(prefix) for k in keys):
+            return prefix
+    return ""
+
+
 def strip_common_prefix(state_dict: dict[str, torch.Tensor], prefixes: tuple[str, ...]) -> dict[str, torch.Tensor]:
     """Drop the first of `prefixes` that every key carries (other tools' single files)."""
-    for prefix in prefixes:
-        if state_dict and all(k.startswith(prefix) for k in state_dict):
-            return {k[len(prefix):]: v for k, v in state_dict.items()}
-    return state_dict
+    prefix = common_prefix(list(state_dict), prefixes)
+    return {k[len(prefix):]: v for k, v in state_dict.items()} if prefix else state_dict
 
 
 @dataclass(frozen=True)
@@ -210,6 +220,18 @@ def read_folder_weights(folder: str | Path, dtype: torch.dtype | None = None, *,
     (`*.safetensors.index.json`) lists, else its one `.safetensors` file, else one
     weights-only `.bin`. Metadata comes from a single file (sharded folders have none).
     `usual` names the file such a folder normally holds, for the message."""
+    files = folder_weight_files(folder, what=what, usual=usual)
+    if len(files) > 1 or any(Path(folder).glob("*.safetensors.index.json")):
+        tensors: dict[str, torch.Tensor] = {}
+        for file in files:
+            tensors.update(read_state_dict(file, dtype)[0])
+        return tensors, {}
+    return read_state_dict(files[0], dtype)
+
+
+def folder_weight_files(folder: str | Path, *, what: str, usual: str = "model.safetensors") -> list[Path]:
+    """The weight files of a model folder: the shards its index (`*.safetensors.index.json`)
+    lists, all present, else `usual`, else its one `.safetensors` (or one `.bin`) file."""
     folder = Path(folder)
     indexes = sorted(folder.glob("*.safetensors.index.json"))
     if indexes:
@@ -220,17 +242,16 @@ def read_folder_weights(folder: str | Path, dtype: torch.dtype | None = None, *,
         missing = [name for name in shards if not (folder / name).is_file()]
         if missing:
             raise MissingModelFilesError(f"{what}: {indexes[0]} lists shards that are not there: {', '.join(missing)}")
-        tensors: dict[str, torch.Tensor] = {}
-        for name in shards:
-            tensors.update(read_state_dict(folder / name, dtype)[0])
-        return tensors, {}
+        return [folder / name for name in shards]
+    if (folder / usual).is_file():
+        return [folder / usual]
     singles = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.bin"))
     if len(singles) != 1:
         raise MissingModelFilesError(
             f"{what}: expected {usual} (or one .safetensors file, or an index with its shards) in {folder}, "
             f"found {len(singles)} weight files"
         )
-    return read_state_dict(singles[0], dtype)
+    return singles
 
 
 def empty_model(build: Callable[[], nn.Module]) -> nn.Module:
