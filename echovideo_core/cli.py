@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "echovideo_core.commands.face",
     "echovideo_core.commands.eval",
     "echovideo_core.commands.convert",
+    "echovideo_core.commands.bench",
     "echovideo_core.commands.tiny_model",
     "echovideo_core.commands.tiny_kit",
     "echovideo_core.commands.prepare_data",

@@ -34,10 +34,10 @@ from echovideo_core.face_latent import FaceLatent
 from echovideo_core.geometry import vae_temporal_factor
 from echovideo_core.guidance import uses_guidance
 from echovideo_core.identity import IdentityControls
-from echovideo_core.loading.components import RELEASED_FOLDERS, check_released_folder, load_scheduler
+from echovideo_core.loading.components import (RELEASED_FOLDERS, check_released_folder, load_dit, load_scheduler,
+                                               load_t5_as)
 from echovideo_core.loading.siglip import SiglipEncoder, load_siglip
-from echovideo_core.loading.text_encoder import load_t5, load_tokenizer
-from echovideo_core.loading.transformer import load_transformer
+from echovideo_core.loading.text_encoder import load_tokenizer
 from echovideo_core.loading.vae import load_vae
 from echovideo_core.numerics import CfgSchedule, FeatureRounding, numerics_for
 from echovideo_core.block_swap import check_swap_count
@@ -89,7 +89,8 @@ class EchoVideoPipeline:
         transformer: EchoVideoTransformer3DModel | None = None, vae: AutoencoderKLCogVideoX | None = None,
         text_encoder: T5EncoderModel | None = None, tokenizer: T5Tokenizer | None = None,
         scheduler: CogVideoXDPMScheduler | None = None, siglip: SiglipEncoder | None = None,
-        offload: str = "none",
+        offload: str = "none", weights: str | None = None, transformer_file: str | Path | None = None,
+        text_encoder_weights: str | None = None,
     ) -> "EchoVideoPipeline":
         """Load offline from a released folder; a component passed in is used as is.
 
@@ -98,16 +99,23 @@ class EchoVideoPipeline:
         other decode dtypes run on a temporary copy). With `device` every module moves there;
         without it nothing moves (loaded parts stay on the CPU). `offload` ("none", "model",
         "blocks:N", "sequential"; placement.OFFLOAD_MODES) keeps weights on the CPU until their
-        stage runs on `device` (the same numbers, less GPU memory).
+        stage runs on `device` (the same numbers, less GPU memory). `weights` stores the DiT's
+        large layers low-bit ("fp8", "int8", "gguf-q4_k", ...; weights/formats.py), computing in
+        `torch_dtype`; `transformer_file` replaces the folder's transformer/ (a .gguf or fp8
+        file from `echovideo convert`); `text_encoder_weights` does the same for T5 ("fp8", "int8").
         """
         root = Path(folder)
         given = {"transformer": transformer, "vae": vae, "text_encoder": text_encoder,
                  "tokenizer": tokenizer, "scheduler": scheduler, "siglip": siglip}
+        if transformer_file is not None:
+            given["transformer"] = transformer_file
         check_released_folder(root, [name for name, part in given.items() if part is None])
+        if transformer is None:
+            transformer = load_dit(transformer_file or root / "transformer", dtype=torch_dtype, weights=weights)
         pipe = cls(
-            transformer=transformer or load_transformer(root / "transformer", torch_dtype=torch_dtype),
+            transformer=transformer,
             vae=vae or load_vae(root / "vae", vae_dtype),
-            text_encoder=text_encoder or load_t5(root / "text_encoder", torch_dtype),
+            text_encoder=text_encoder or load_t5_as(root / "text_encoder", dtype=torch_dtype, weights=text_encoder_weights),
             tokenizer=tokenizer or load_tokenizer(root / "tokenizer"),
             scheduler=scheduler or load_scheduler(root / "scheduler"),
             siglip=siglip or load_siglip(root / RELEASED_FOLDERS["siglip"], torch_dtype),

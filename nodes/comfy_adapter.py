@@ -29,7 +29,7 @@ import torch
 logger = logging.getLogger(__name__)
 
 MODELS_ENV = "ECHOVIDEO_COMFY_MODELS"
-WEIGHT_SUFFIXES = (".safetensors", ".sft", ".pth", ".pt", ".bin", ".ckpt")
+WEIGHT_SUFFIXES = (".safetensors", ".sft", ".pth", ".pt", ".bin", ".ckpt", ".gguf")
 # Folders we add to ComfyUI's model folders (the standard ones are reused as they are).
 OWN_FOLDERS = ("echovideo", "insightface", "facexlib")
 

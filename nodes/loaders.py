@@ -2,11 +2,28 @@
 from __future__ import annotations
 
 from echovideo_core.dtypes import PRECISIONS, precision_dtype
+from echovideo_core.errors import InvalidInputError
 from echovideo_core.loading.components import load_echovideo_model, load_face_models, load_text_encoder_bundle
 from echovideo_core.placement import PLACEMENTS
 
 from . import comfy_adapter as comfy
 from . import model_choices as choices
+
+WEIGHT_STORAGE = ("default", "fp8", "int8", "gguf-q8_0", "gguf-q5_k", "gguf-q4_k")
+WEIGHTS_TIP = ("How the DiT's large layers wait in memory; they compute in `precision`. default: `precision` (a .gguf "
+               "file keeps its own blocks); fp8: 8-bit + a scale per tensor, ~0.54x of bf16; int8: weight-only "
+               "(needs torchao), ~0.54x; gguf-q8_0 / q5_k / q4_k: quantised while loading, Q4_K ~0.35x. Low-bit "
+               "changes the numbers a little (docs/weights.md); LoRAs need default.")
+
+
+def storage_weights(choice: str) -> str | None:
+    """The widget's choice as a weights format (None: precision / as stored); "fp8_e4m3fn" is
+    the name older workflows saved for fp8."""
+    choice = {"fp8_e4m3fn": "fp8"}.get(choice, choice)
+    if choice not in WEIGHT_STORAGE:
+        raise InvalidInputError(f"weight_storage must be one of {', '.join(WEIGHT_STORAGE)}; got {choice!r}")
+    return None if choice == "default" else choice
+
 
 PRECISION = (list(PRECISIONS), {"default": "bf16", "tooltip": "Weight and compute precision (the release runs the DiT in bf16)."})
 PLACEMENT_TIP = ("Where weights wait; every choice gives the same video. main_device: stay on the GPU (fastest; the "
@@ -32,18 +49,22 @@ class EchoVideoModelLoader:
             "vae": (choices.vae_choices(), {"tooltip": "The model folder's vae/, or a CogVideoX VAE file in models/vae/."}),
             "precision": PRECISION,
             "placement": (list(PLACEMENTS), {"default": "main_device", "tooltip": PLACEMENT_TIP}),
-            "weight_storage": (["default", "fp8_e4m3fn"], {"default": "default", "tooltip": "fp8_e4m3fn stores the DiT weights in 8 bits (half the memory of bf16) and computes in `precision`."}),
+            "weight_storage": (list(WEIGHT_STORAGE), {"default": "default", "tooltip": WEIGHTS_TIP}),
         }, "optional": {
             "lora": (choices.lora_choices(), {"default": choices.NO_LORA, "tooltip": "An EchoVideo LoRA from models/loras (trained with `echovideo train`, or a peft/kohya export), merged into the DiT."}),
             "lora_strength": ("FLOAT", {"default": 1.0, "min": -4.0, "max": 4.0, "step": 0.05, "tooltip": "How much of the LoRA to merge (0: none, 1: as trained)."}),
             "swap_blocks": ("INT", {"default": 20, "min": 1, "max": 64, "tooltip": "With placement block_swap: how many DiT blocks wait on the CPU (more: less GPU memory, more copying)."}),
         }}
 
+    @classmethod
+    def VALIDATE_INPUTS(cls, weight_storage="default"):
+        return comfy.valid_choice(storage_weights, weight_storage)  # older workflows: fp8_e4m3fn
+
     def load(self, model, vae, precision, placement, weight_storage, lora=choices.NO_LORA, lora_strength=1.0,
              swap_blocks=20):
         loaded = load_echovideo_model(choices.transformer_path(model), vae_path=choices.vae_path(vae),
                                       dtype=precision_dtype(precision), placement=comfy.placement(placement, swap_blocks),
-                                      fp8_storage=weight_storage == "fp8_e4m3fn", loras=choices.lora_pairs(lora, lora_strength))
+                                      weights=storage_weights(weight_storage), loras=choices.lora_pairs(lora, lora_strength))
         return (loaded,)
 
 

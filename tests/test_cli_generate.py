@@ -160,3 +160,27 @@ def test_python_dash_m_is_the_same_cli():
     result = subprocess.run([sys.executable, "-m", "echovideo_core", "generate", "--help"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and "--identity-image" in result.stdout
+
+
+def test_generate_with_low_bit_weights_and_offload_writes_latents_close_to_the_full_precision_run(identity_files, tmp_path):
+    """--weights fp8 changes the numbers a little (docs/weights.md); --offload does not at all."""
+    full, fp8, offloaded = (tmp_path / f"{name}.npy" for name in ("full", "fp8", "offloaded"))
+    assert main(generate_args(identity_files, tmp_path / "a.mp4", "--save-latents", str(full))) == 0
+    assert main(generate_args(identity_files, tmp_path / "b.mp4", "--save-latents", str(fp8), "--weights", "fp8")) == 0
+    assert main(generate_args(identity_files, tmp_path / "c.mp4", "--save-latents", str(offloaded),
+                              "--offload", "blocks:1", "--vae-tiling")) == 0
+    reference = np.load(full)
+    assert np.array_equal(np.load(offloaded), reference)
+    assert 0 < np.abs(np.load(fp8) - reference).max() < 0.1
+
+
+def test_generate_reads_a_converted_gguf_transformer_file(identity_files, tmp_path):
+    gguf = tmp_path / "dit-q8_0.gguf"
+    assert main(["convert", "--model", str(tiny_model_dir()), "--to", "gguf-q8_0", "--out", str(gguf)]) == 0
+    assert main(generate_args(identity_files, tmp_path / "g.mp4", "--transformer-file", str(gguf))) == 0
+    assert read_video(tmp_path / "g.mp4").shape == (9, 64, 96, 3)
+
+
+def test_a_missing_transformer_file_is_named_before_loading(identity_files, tmp_path, caplog):
+    assert main(generate_args(identity_files, tmp_path / "x.mp4", "--transformer-file", str(tmp_path / "no.gguf"))) == 2
+    assert "--transformer-file" in caplog.text and "no.gguf" in caplog.text

@@ -19,12 +19,13 @@ from tqdm import tqdm
 
 from echovideo_core.acceleration.cli_options import add_speed_options, speed_options
 from echovideo_core.dtypes import DTYPE_NAMES, dtype_from_name
-from echovideo_core.errors import InvalidInputError
+from echovideo_core.errors import InvalidInputError, MissingModelFilesError
 from echovideo_core.face.errors import FaceError
 from echovideo_core.identity import parse_identity_steps
 from echovideo_core.lora import LoraMismatchError
 from echovideo_core.numerics import CFG_SCHEDULES, FEATURE_ROUNDINGS, MODES
 from echovideo_core.placement import OFFLOAD_HELP, parse_offload
+from echovideo_core.weights.formats import T5_WEIGHTS, TRANSFORMER_WEIGHTS
 from echovideo_core.sampling import SCHEDULERS
 
 logger = logging.getLogger(__name__)
@@ -100,6 +101,17 @@ def add_memory_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--vae-tiling", action="store_true",
                        help="decode in spatial tiles: far less memory at 480x848 and above, slightly slower")
     group.add_argument("--vae-slicing", action="store_true", help="decode one video of a batch at a time")
+    group.add_argument("--weights", choices=TRANSFORMER_WEIGHTS, default=None,
+                       help="how the DiT's weights are stored: bf16/fp16/fp32 (--dtype's), fp8 (e4m3 + per-tensor "
+                            "scale, ~half of bf16), int8 (weight-only, torchao: pip install torchao), gguf (a .gguf "
+                            "file's blocks as stored), gguf-q8_0/q5_k/q4_k (quantised while loading; Q4_K ~0.35x "
+                            "of bf16). Low-bit formats compute in bf16 (or --dtype) and change the numbers a little "
+                            "(docs/weights.md)")
+    group.add_argument("--transformer-file", type=Path, default=None, metavar="FILE",
+                       help="a DiT file to use instead of the model folder's transformer/ (.gguf or .safetensors, "
+                            "e.g. from `echovideo convert`)")
+    group.add_argument("--t5-weights", choices=T5_WEIGHTS, default=None,
+                       help="store T5's encoder blocks as fp8 or int8 (about 9.5 GB -> 5 GB)")
 
 
 def _offload(text: str) -> str:
@@ -177,6 +189,8 @@ def generate_video(args: argparse.Namespace, model_dir: Path, identity: np.ndarr
 
     transformers.utils.logging.disable_progress_bar()  # one progress bar: ours
 
+    if args.transformer_file is not None and not args.transformer_file.is_file():
+        raise MissingModelFilesError(f"--transformer-file {args.transformer_file} does not exist")
     for target in (args.out, args.save_latents):  # fail before the long part
         if target is not None and target.exists() and not args.overwrite:
             raise FileExistsError(f"{target} exists; pass --overwrite to replace it")
@@ -193,7 +207,9 @@ def generate_video(args: argparse.Namespace, model_dir: Path, identity: np.ndarr
     with parallel_run(options.parallel, device) as setup:
         device = setup.device if setup.mode != "none" else device
         check_speed_options(options, device, setup)
-        pipe = EchoVideoPipeline.from_pretrained(model_dir, torch_dtype=dtype, device=device, offload=args.offload)
+        pipe = EchoVideoPipeline.from_pretrained(model_dir, torch_dtype=dtype, device=device, offload=args.offload,
+                                                 weights=args.weights, transformer_file=args.transformer_file,
+                                                 text_encoder_weights=args.t5_weights)
         check_sequence_split_for(pipe.transformer.config, setup, height=height, width=width, num_frames=args.frames)
         for lora, strength in lora_pairs(args):
             pipe.apply_lora(lora, strength)

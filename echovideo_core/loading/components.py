@@ -54,22 +54,40 @@ def load_scheduler(folder: str | Path | None) -> CogVideoXDPMScheduler:
     return CogVideoXDPMScheduler.from_config(load_scheduler_config(folder))
 
 
-def enable_fp8_storage(transformer: EchoVideoTransformer3DModel, compute_dtype: torch.dtype) -> None:
-    """Keep weights in float8_e4m3fn, computing in `compute_dtype` (layer by layer casting)."""
-    if not hasattr(torch, "float8_e4m3fn"):
-        raise InvalidInputError(f"this torch build ({torch.__version__}) has no float8_e4m3fn: use the default weight storage")
-    transformer.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=compute_dtype)
+def load_dit(path: str | Path, *, dtype: torch.dtype, weights: str | None = None) -> EchoVideoTransformer3DModel:
+    """The DiT in `dtype`, or with its large layers in a low-bit `weights` format (weights/
+    formats.py: fp8, int8, gguf, gguf-q8_0 ...; computing in `dtype`). Without `weights` a
+    .gguf file keeps its blocks and any other source loads whole in `dtype`."""
+    from echovideo_core.weights.formats import GGUF_SUFFIX, weights_format
+    from echovideo_core.weights.transformer import load_transformer_in_format
+
+    path = Path(path)
+    if weights is None and path.suffix.lower() != GGUF_SUFFIX:
+        return load_transformer(path, torch_dtype=dtype)
+    if weights is not None and weights_format(weights).low_bit is None:
+        return load_transformer(path, torch_dtype=weights_format(weights).dtype)
+    return load_transformer_in_format(path, weights, compute_dtype=dtype)
+
+
+def load_t5_as(path: str | Path, *, dtype: torch.dtype, weights: str | None = None):
+    """T5 in `dtype`, or with its encoder blocks in fp8 / int8 (`weights`), computing in `dtype`."""
+    if weights is None:
+        return load_t5(path, dtype)
+    from echovideo_core.weights.t5 import load_t5_in_format
+
+    return load_t5_in_format(path, weights, compute_dtype=dtype)
 
 
 def load_echovideo_model(
     transformer_path: str | Path, *, vae_path: str | Path | None = None, dtype: torch.dtype = torch.bfloat16,
-    placement: Placement | None = None, fp8_storage: bool = False,
+    placement: Placement | None = None, weights: str | None = None,
     loras: Sequence[tuple[str | Path, float]] = (),
 ) -> EchoVideoModel:
     """Transformer from a released root / `transformer/` folder / single file; VAE from
     `vae_path` (folder or file) or the root's `vae/`; scheduler from the root's `scheduler/`.
     `loras`: (file, strength) pairs merged into the freshly loaded transformer, so a cached
-    model is never changed behind its user's back (another strength means another load)."""
+    model is never changed behind its user's back (another strength means another load).
+    `weights`: the DiT's storage format (load_dit); LoRAs merge into float weights only."""
     placement = placement or Placement.create("cpu", "cpu")
     path = Path(transformer_path)
     root = released_root(path)
@@ -80,11 +98,12 @@ def load_echovideo_model(
                 "pick a CogVideoX VAE file (models/vae/) in the loader"
             )
         vae_path = root / "vae"
-    transformer = load_transformer(root / "transformer" if root else path, torch_dtype=dtype)
+    if loras and (weights not in (None, "bf16", "fp16", "fp32") or path.suffix.lower() == ".gguf"):
+        raise InvalidInputError(f"a LoRA merges into float weights: load the DiT as bf16 / fp16 / fp32 to use one "
+                                f"(weights {weights or 'gguf'} keep it low-bit)")
+    transformer = load_dit(root / "transformer" if root else path, dtype=dtype, weights=weights)
     for lora, strength in loras:
         apply_lora(transformer, lora, strength)
-    if fp8_storage:
-        enable_fp8_storage(transformer, dtype)
     vae = load_vae(vae_path, torch.float32)
     place_transformer(transformer, placement)
     return EchoVideoModel(transformer=transformer, vae=vae.to(placement.storage_device),
@@ -93,14 +112,15 @@ def load_echovideo_model(
 
 
 def load_text_encoder_bundle(source: str | Path, *, tokenizer_dir: str | Path | None = None,
-                             dtype: torch.dtype = torch.bfloat16, placement: Placement | None = None) -> TextEncoder:
+                             dtype: torch.dtype = torch.bfloat16, placement: Placement | None = None,
+                             weights: str | None = None) -> TextEncoder:
     """T5 from a released root (text_encoder/ + tokenizer/), a `text_encoder/` folder or a
     single weight file; the tokenizer from `tokenizer_dir` or the root's `tokenizer/`."""
     placement = placement or Placement.create("cpu", "cpu")
     path = Path(source)
     if path.is_dir() and (path / "text_encoder").is_dir():
         tokenizer_dir = tokenizer_dir or path / "tokenizer"
-    model = load_t5(path, dtype)
+    model = load_t5_as(path, dtype=dtype, weights=weights)
     if tokenizer_dir is None:
         raise MissingModelFilesError(f"no T5 tokenizer for {path}: expected a tokenizer/ folder with spiece.model")
     tokenizer = load_tokenizer(tokenizer_dir)

@@ -44,6 +44,7 @@ def load_t5_in_format(path: str | Path, weights: str = "bf16", *, compute_dtype:
     source = open_t5_source(path)
     config_values = {k: v for k, v in (source.config or {}).items() if not k.startswith("_")}
     config = T5Config(**config_values) if config_values else t5_config_from_state_dict(meta_shapes(source.shapes()))
+    config._attn_implementation = "eager"  # as every T5 the library loads: the release's attention
     with init_empty_weights(include_buffers=False):
         model = T5EncoderModel(config)
     model.tie_weights()  # the shared embedding under its two names: one tensor, read once

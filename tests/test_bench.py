@@ -1,0 +1,66 @@
+"""`echovideo bench`: the JSON interface, exact modes measured as exact, approximate ones
+reporting their difference, the baseline in the same process (no timing asserts)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from echovideo_core.cli import main
+
+KEYS = {"config", "size", "frames", "steps", "device", "weights", "offload", "stages", "step_seconds",
+        "peak_memory_bytes", "baseline", "speedup", "memory_ratio", "max_abs_latent_diff_vs_baseline",
+        "block_evaluations"}
+STAGES = {"text", "face", "fuse", "denoise", "decode"}
+
+
+def bench(tmp_path, *extra) -> dict | list:
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--config", "tiny", "--size", "32x32", "--frames", "9", "--steps", "3", "--json", str(out),
+                 *extra]) == 0
+    return json.loads(out.read_text())
+
+
+@pytest.fixture(scope="module")
+def offloaded(tmp_path_factory):
+    return bench(tmp_path_factory.mktemp("bench"), "--offload", "blocks:1")
+
+
+def test_the_json_has_every_key_as_numbers(offloaded):
+    assert KEYS <= set(offloaded) and set(offloaded["stages"]) == STAGES
+    assert all(isinstance(v, float) for v in offloaded["stages"].values())
+    assert len(offloaded["step_seconds"]) == 3 and isinstance(offloaded["peak_memory_bytes"], int)
+    assert set(offloaded["baseline"]) == {"stages", "step_seconds", "peak_memory_bytes", "block_evaluations"}
+    assert isinstance(offloaded["speedup"], float) and isinstance(offloaded["memory_ratio"], float)
+
+
+def test_an_exact_mode_measures_zero_difference_to_the_baseline(offloaded):
+    assert offloaded["max_abs_latent_diff_vs_baseline"] == 0.0
+
+
+def test_block_evaluations_count_blocks_times_branches_times_steps(offloaded):
+    assert offloaded["block_evaluations"] == offloaded["baseline"]["block_evaluations"] == 1 * 2 * 3  # tiny: 1 block
+
+
+def test_a_low_bit_format_reports_its_difference(tmp_path):
+    result = bench(tmp_path, "--weights", "fp8")
+    assert 0.0 < result["max_abs_latent_diff_vs_baseline"] < 0.1 and result["weights"] == "fp8"
+
+
+def test_without_a_baseline_the_comparisons_are_null(tmp_path):
+    result = bench(tmp_path, "--no-baseline")
+    assert result["baseline"] is None and result["max_abs_latent_diff_vs_baseline"] is None and result["speedup"] is None
+
+
+def test_several_frame_counts_give_one_result_each(tmp_path):
+    out = tmp_path / "growth.json"
+    assert main(["bench", "--config", "tiny", "--size", "32x32", "--frames", "1,9", "--steps", "1", "--no-baseline",
+                 "--json", str(out)]) == 0
+    assert [r["frames"] for r in json.loads(out.read_text())] == [1, 9]
+
+
+def test_the_bench_never_replaces_a_result_without_overwrite(tmp_path):
+    out = tmp_path / "bench.json"
+    out.write_text("{}")
+    assert main(["bench", "--config", "tiny", "--size", "32x32", "--frames", "1", "--steps", "1", "--json", str(out)]) == 2
+    assert out.read_text() == "{}"
