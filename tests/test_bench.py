@@ -64,3 +64,12 @@ def test_the_bench_never_replaces_a_result_without_overwrite(tmp_path):
     out.write_text("{}")
     assert main(["bench", "--config", "tiny", "--size", "32x32", "--frames", "1", "--steps", "1", "--json", str(out)]) == 2
     assert out.read_text() == "{}"
+
+
+def test_magcache_is_calibrated_on_the_baseline_and_skips_blocks(tmp_path):
+    out = tmp_path / "mag.json"
+    assert main(["bench", "--config", "tiny", "--size", "32x32", "--frames", "9", "--steps", "6", "--cache",
+                 "magcache:0.5", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["block_evaluations"] < result["baseline"]["block_evaluations"] == 1 * 2 * 6
+    assert result["max_abs_latent_diff_vs_baseline"] > 0.0  # approximate: reported, not hidden

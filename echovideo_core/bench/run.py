@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gc
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,6 +21,7 @@ import torch
 
 from echovideo_core import stages
 from echovideo_core.acceleration.apply import accelerated
+from echovideo_core.acceleration.cache import record_mag_ratios as record_ratios
 from echovideo_core.acceleration.options import SpeedOptions
 from echovideo_core.guidance import uses_guidance
 from echovideo_core.pipeline import EchoVideoPipeline
@@ -39,6 +41,7 @@ class RunMeasurement:
     peak_memory_bytes: int = 0
     block_evaluations: int = 0
     latents: torch.Tensor | None = None
+    mag_ratios: list[float] | None = None  # MagCache's calibration, when recorded (an uncached run)
 
     def as_json(self) -> dict:
         return {"stages": self.stages, "step_seconds": self.step_seconds, "peak_memory_bytes": self.peak_memory_bytes,
@@ -104,8 +107,10 @@ def _peak_memory(device: torch.device) -> int:
 @torch.no_grad()
 def measure_run(pipe: EchoVideoPipeline, settings: SamplingSettings, *, options: SpeedOptions = SpeedOptions(),
                 release_fusion: bool = False, decode_dtype: torch.dtype = torch.float32, vae_tiling: bool = False,
-                seed: int = 0) -> RunMeasurement:
-    """Generate once (the stages in order), timing each; see the module docstring."""
+                seed: int = 0, record_mag_ratios: bool = False, mag_ratios: list[float] | None = None
+                ) -> RunMeasurement:
+    """Generate once (the stages in order), timing each; see the module docstring.
+    `record_mag_ratios` calibrates MagCache on this (uncached) run; `mag_ratios` feeds it."""
     device = pipe.device
     clock, result = _Clock(device), RunMeasurement()
     image, arcface = stand_in_face(seed)
@@ -119,7 +124,11 @@ def measure_run(pipe: EchoVideoPipeline, settings: SamplingSettings, *, options:
     conditioning = stages.fuse(pipe.model, text, face.uncond, face.cond, do_cfg=uses_guidance(settings.guidance_scale))
     result.stages["fuse"] = (mark := clock.now()) - now
     stamps = [mark]
-    with accelerated(pipe.transformer, options, num_inference_steps=settings.num_inference_steps) as speed:
+    with ExitStack() as stack:
+        speed = stack.enter_context(accelerated(pipe.transformer, options, num_inference_steps=settings.num_inference_steps,
+                                                mag_ratios=mag_ratios))
+        if record_mag_ratios:
+            result.mag_ratios = stack.enter_context(record_ratios(pipe.transformer))
         call = release_fusion_call(text, face) if release_fusion else speed.model_call
         latents = stages.sample(pipe.model, conditioning, image, settings, generator=torch.Generator().manual_seed(seed),
                                 on_step=lambda *_: stamps.append(clock.now()), model_call=call)

@@ -105,14 +105,18 @@ def bench(args: argparse.Namespace) -> list[dict]:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)
     dtype = dtype_from_name(args.dtype or ("bf16" if device.type == "cuda" else "fp32"), what="--dtype")
-    check_speed_options(options, device)
+    magcache = options.cache.kind == "magcache"
+    if magcache and args.no_baseline:
+        raise InvalidInputError("--cache magcache calibrates its ratios on the baseline run: drop --no-baseline")
+    check_speed_options(options, device, mag_ratios=[1.0] if magcache else None)  # the ratios come from the baseline
     baselines = [None] * len(args.frames)
     if not args.no_baseline:
         pipe = _pipeline(args, device, dtype, weights=None, offload="none")
-        baselines = _measure_all(args, pipe, args.frames, release_fusion=True)
+        baselines = _measure_all(args, pipe, args.frames, release_fusion=True, record_mag_ratios=magcache)
         _free(pipe)
     pipe = _pipeline(args, device, dtype, weights=args.weights, offload=args.offload)
-    runs = _measure_all(args, pipe, args.frames, options=options)
+    runs = [_measure_all(args, pipe, [frames], options=options, mag_ratios=baseline.mag_ratios if magcache else None)[0]
+            for frames, baseline in zip(args.frames, baselines)]
     results = []
     for frames, run, baseline in zip(args.frames, runs, baselines):
         description = {"config": args.config or str(args.model), "size": f"{args.size[0]}x{args.size[1]}",
