@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
-from typing import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -40,6 +40,9 @@ from echovideo_core.sampling import (GuidancePlan, ModelCall, OnStep, SamplingIn
                                      denoise as denoise_loop, make_scheduler)
 from echovideo_core.text import PromptEmbeddings, encode_prompt
 from echovideo_core.errors import InvalidInputError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from echovideo_core.acceleration.options import SpeedOptions
 from echovideo_core.validation import check_generator
 
 logger = logging.getLogger(__name__)
@@ -227,14 +230,21 @@ def denoise(model: EchoVideoModel, conditioning: Conditioning, face: FaceLatent,
 def sample(model: EchoVideoModel, conditioning: Conditioning, identity_image: np.ndarray,
            settings: SamplingSettings, *, generator: torch.Generator | None, on_step: OnStep | None = None,
            make_room: MakeRoom | None = None, identity: IdentityControls = IdentityControls(),
-           model_call: ModelCall = batched_call) -> torch.Tensor:
-    """Noise -> face latent -> denoising loop: final latents (1, F', C, H/8, W/8) float32 on the CPU."""
+           model_call: ModelCall = batched_call, speed: "SpeedOptions | None" = None) -> torch.Tensor:
+    """Noise -> face latent -> denoising loop: final latents (1, F', C, H/8, W/8) float32 on the CPU.
+    `speed`: speed options applied for this run only (acceleration.accelerated; the model is
+    left as it was); else `model_call` runs each step."""
     settings = settings.check(vae_temporal_factor(model.vae))
     check_generator(generator)
     with running_on(model.vae, model.placement, make_room):
         noise = initial_noise(model, settings, generator)  # RNG draw 1
         face = face_latent(model, identity_image, settings, generator)  # RNG draw 2
-    with running_on(model.transformer, model.placement, make_room):
+    with running_on(model.transformer, model.placement, make_room), ExitStack() as stack:
+        if speed is not None:
+            from echovideo_core.acceleration.apply import accelerated
+
+            model_call = stack.enter_context(accelerated(model.transformer, speed,
+                                                         num_inference_steps=settings.num_inference_steps)).model_call
         return denoise(model, conditioning, face, noise.to(model.transformer.device), settings,
                        generator=generator, on_step=on_step, identity=identity, model_call=model_call).cpu()
 

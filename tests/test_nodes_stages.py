@@ -187,3 +187,16 @@ def test_block_swap_placement_samples_the_same_latents(basic_run, tiny_kit):
     latent = node("EchoVideoSampler").sample(swapped, basic_run["7"][0], basic_run["5"][0], **args)[0]
     resident = node("EchoVideoSampler").sample(basic_run["1"][0], basic_run["7"][0], basic_run["5"][0], **args)[0]
     assert torch.equal(latent["samples"], resident["samples"])
+
+
+def test_sampler_speed_inputs_reach_the_speed_options(basic_run):
+    """A cache at threshold 0 never skips (exact); sequential branches agree to float32 rounding."""
+    args = dict(width=64, height=64, frames=1, steps=3, cfg=6.0, dynamic_cfg="timestep", seed=0, scheduler="CogVideoXDPM")
+    sampler = node("EchoVideoSampler")
+    plain = sampler.sample(basic_run["1"][0], basic_run["7"][0], basic_run["5"][0], **args)[0]["samples"]
+    exact_cache = sampler.sample(basic_run["1"][0], basic_run["7"][0], basic_run["5"][0], **args, cache="teacache",
+                                 cache_threshold=0.0)[0]["samples"]
+    sequential = sampler.sample(basic_run["1"][0], basic_run["7"][0], basic_run["5"][0], **args,
+                                guidance_branches="sequential")[0]["samples"]
+    assert torch.equal(exact_cache, plain)
+    torch.testing.assert_close(sequential, plain, atol=1e-5, rtol=0)

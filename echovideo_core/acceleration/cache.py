@@ -81,6 +81,9 @@ def reset_step_cache(transformer: torch.nn.Module) -> None:
 def step_cache(transformer: torch.nn.Module, spec: CacheSpec, *, num_inference_steps: int,
                mag_ratios: Sequence[float] | None = None) -> Iterator[None]:
     """The cache on for the `with` (nothing for kind "none"), removed after."""
+    if spec.kind in ("fbc", "magcache") and len(transformer_blocks(transformer)) < 2:
+        raise SpeedOptionError(f"--cache {spec} needs a transformer of at least 2 blocks (it keeps the first and caches "
+                               "the rest); this one has 1: use teacache or no cache")
     enable_step_cache(transformer, spec, num_inference_steps=num_inference_steps, mag_ratios=mag_ratios)
     try:
         yield

@@ -117,3 +117,9 @@ def parse_guidance_branches(text: str) -> str:
 
 def parse_parallel(text: str) -> str:
     return parse_choice(text, PARALLEL_MODES, "--parallel")
+
+
+def node_speed_options(cache: str, threshold: float, guidance_branches: str, attention: str, compile: bool) -> SpeedOptions:
+    """The sampler node's speed widgets as SpeedOptions (a negative threshold: the cache's default)."""
+    spec = parse_cache(cache if cache == "none" or threshold < 0 else f"{cache}:{threshold}")
+    return SpeedOptions(cache=spec, compile=compile, attention=attention, guidance_branches=guidance_branches)
