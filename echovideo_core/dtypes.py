@@ -1,27 +1,35 @@
 """Names of floating dtypes, one vocabulary for the CLI, the nodes and the API.
 
 Canonical short names (`bf16`, `fp16`, `fp32`, as ComfyUI users know them) and the long
-torch spellings (`bfloat16`, `float16`, `float32`) are both accepted everywhere.
+torch spellings (`bfloat16`, `float16`, `float32`) are both accepted everywhere. The names
+need no torch (the CLI lists them before importing it); torch is imported to build a dtype.
 """
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from echovideo_core.errors import InvalidInputError
 
-PRECISIONS: dict[str, torch.dtype] = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
-LONG_NAMES: dict[str, str] = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}
-DTYPE_NAMES: tuple[str, ...] = tuple(PRECISIONS) + tuple(LONG_NAMES)
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+TORCH_NAMES: dict[str, str] = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
+PRECISIONS: tuple[str, ...] = tuple(TORCH_NAMES)
+LONG_NAMES: dict[str, str] = {long: short for short, long in TORCH_NAMES.items()}
+DTYPE_NAMES: tuple[str, ...] = PRECISIONS + tuple(LONG_NAMES)
 
 
 def dtype_from_name(name: str | torch.dtype, *, what: str = "precision") -> torch.dtype:
     """"bf16" / "bfloat16" / torch.bfloat16 ... -> the torch dtype (InvalidInputError naming `what`)."""
-    if isinstance(name, torch.dtype) and name in PRECISIONS.values():
+    import torch
+
+    dtypes = {short: getattr(torch, long) for short, long in TORCH_NAMES.items()}
+    if isinstance(name, torch.dtype) and name in dtypes.values():
         return name
     key = LONG_NAMES.get(name, name) if isinstance(name, str) else None
-    if key not in PRECISIONS:
+    if key not in dtypes:
         raise InvalidInputError(f"{what} must be one of {', '.join(DTYPE_NAMES)}; got {name!r}")
-    return PRECISIONS[key]
+    return dtypes[key]
 
 
 def precision_dtype(name: str) -> torch.dtype:

@@ -11,14 +11,16 @@ tower is `loading.siglip`'s job.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from echovideo_core.errors import InvalidInputError
+from echovideo_core.errors import InputFileError, InvalidInputError
 from echovideo_core.loading.siglip import SiglipEncoder
 from echovideo_core.numerics import FeatureRounding, feature_rounding_from
+from echovideo_core.paths import check_input_file
 
 ARCFACE_DIM = 512
 
@@ -36,7 +38,8 @@ class FaceFeatures:
 
 
 def check_identity_image(image: np.ndarray) -> np.ndarray:
-    """Accept an (H, W, 3) uint8 RGB array (numpy or torch); raise InvalidInputError otherwise."""
+    """Accept an (H, W, 3) uint8 RGB array (numpy or torch) with H, W >= 1; raise
+    InvalidInputError otherwise."""
     if isinstance(image, torch.Tensor):
         image = image.detach().cpu().numpy()
     if not isinstance(image, np.ndarray):
@@ -55,13 +58,27 @@ def check_identity_image(image: np.ndarray) -> np.ndarray:
         raise InvalidInputError(
             f"face_image must have 3 RGB channels (H, W, 3), got {image.shape[2]} channels"
         )
+    if image.shape[0] < 1 or image.shape[1] < 1:
+        raise InvalidInputError(f"face_image is empty: shape {tuple(image.shape)}")
     return image
 
 
 def check_arcface(arcface: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """Accept (512,) or (1, 512) numpy/torch; return (1, 512) float32."""
-    vector = torch.as_tensor(np.asarray(arcface) if not isinstance(arcface, torch.Tensor) else arcface)
-    vector = vector.detach().to("cpu", torch.float32)
+    """Accept (512,) or (1, 512) real numbers, numpy/torch/list; return (1, 512) float32."""
+    if isinstance(arcface, torch.Tensor):
+        vector = arcface.detach()
+        numeric = not (vector.dtype.is_complex or vector.dtype == torch.bool)
+    else:
+        try:
+            array = np.asarray(arcface)
+        except (ValueError, TypeError) as err:  # ragged lists and the like
+            raise InvalidInputError(f"arcface_embedding must be an array of 512 numbers ({err})") from None
+        numeric = array.dtype.kind in "iuf"
+        vector = torch.from_numpy(array.astype(np.float32)) if numeric else None
+    if not numeric:
+        kind = vector.dtype if vector is not None else np.asarray(arcface).dtype
+        raise InvalidInputError(f"arcface_embedding must hold real numbers, got dtype {kind}")
+    vector = vector.to("cpu", torch.float32)
     if vector.ndim == 1:
         vector = vector[None]
     if vector.ndim != 2 or vector.shape != (1, ARCFACE_DIM):
@@ -71,6 +88,23 @@ def check_arcface(arcface: np.ndarray | torch.Tensor) -> torch.Tensor:
     if not torch.isfinite(vector).all():
         raise InvalidInputError("arcface_embedding contains NaN or inf")
     return vector
+
+
+def read_arcface_file(path: str | os.PathLike, argument: str | None = None) -> np.ndarray:
+    """A raw ArcFace vector saved with numpy.save (as `echovideo face` writes it): (512,)
+    float32. InputFileError naming the file when it is not such a file."""
+    path = check_input_file(path, argument)
+    named = f"{argument} {path}" if argument else str(path)
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:  # not .npy, truncated, pickled objects
+        raise InputFileError(f"{named} is not a .npy array file ({err})", path=path) from err
+    if not isinstance(array, np.ndarray):  # an .npz archive
+        raise InputFileError(f"{named} is an .npz archive; give one vector saved with numpy.save", path=path)
+    try:
+        return check_arcface(array)[0].numpy()
+    except InvalidInputError as err:
+        raise InputFileError(f"{named}: {err}", path=path) from None
 
 
 def round_to_bfloat16(x: torch.Tensor) -> torch.Tensor:

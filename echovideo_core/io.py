@@ -16,6 +16,9 @@ import PIL.Image
 import torch
 
 from echovideo_core.atomic import atomic_path
+from echovideo_core.errors import InputFileError
+from echovideo_core.paths import check_input_file, check_output_file
+from echovideo_core.validation import check_fps
 
 logger = logging.getLogger(__name__)
 
@@ -44,13 +47,6 @@ def _frame_list(frames: Sequence | np.ndarray | torch.Tensor) -> Sequence:
     if ndim is not None and ndim != 4:
         raise ValueError(f"frames must be (F, H, W, 3) or (1, F, H, W, 3), got shape {tuple(frames.shape)}")
     return frames
-
-
-def _check_target(path: Path, overwrite: bool) -> None:
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True (CLI: --overwrite) to replace it")
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"folder {path.parent} does not exist")
 
 
 def _h264_encoder() -> str:
@@ -87,10 +83,8 @@ def save_video(frames: Sequence | np.ndarray | torch.Tensor, path: str | Path, f
     Refuses to replace an existing file unless `overwrite`. `png_dir`, when given, also
     receives the frames as numbered PNGs (same overwrite rule per file).
     """
-    path = Path(path)
-    _check_target(path, overwrite)
-    if fps <= 0:
-        raise ValueError(f"fps must be positive, got {fps}")
+    path = check_output_file(path, overwrite=overwrite)
+    check_fps(fps)
     frames = _frame_list(frames)
     with atomic_path(path) as tmp:
         count = _encode(frames, str(tmp), fps, crf)
@@ -107,8 +101,7 @@ def save_png_frames(frames: Sequence | np.ndarray | torch.Tensor, folder: str | 
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for index, frame in enumerate(_frame_list(frames)):
-        target = folder / f"frame_{index:05d}.png"
-        _check_target(target, overwrite)
+        target = check_output_file(folder / f"frame_{index:05d}.png", overwrite=overwrite)
         with atomic_path(target) as tmp:
             PIL.Image.fromarray(frame_to_uint8(frame)).save(tmp, format="PNG")
         written.append(target)
@@ -116,6 +109,14 @@ def save_png_frames(frames: Sequence | np.ndarray | torch.Tensor, folder: str | 
 
 
 def read_video(path: str | Path) -> np.ndarray:
-    """Decode a video back to (F, H, W, 3) uint8 (for checks and tests)."""
-    with av.open(str(path)) as container:
-        return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+    """Decode a video back to (F, H, W, 3) uint8 (for checks and tests); InputFileError
+    naming the file when it is not a readable video."""
+    path = check_input_file(path)
+    try:
+        with av.open(str(path)) as container:
+            frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    except (av.error.FFmpegError, OSError, ValueError) as err:
+        raise InputFileError(f"{path} is not a readable video ({err})", path=path) from err
+    if not frames:
+        raise InputFileError(f"{path} holds no video frames", path=path)
+    return np.stack(frames)

@@ -13,7 +13,7 @@ and "ddim" (CogVideoXDDIMScheduler, first order, no noise draws). Adding one = o
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Callable, Mapping, Protocol, Sequence
 
 import torch
@@ -23,14 +23,14 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from echovideo_core.errors import InvalidInputError
 from echovideo_core.guidance import guided_output
 from echovideo_core.numerics import CfgSchedule, cfg_schedule_from
-from echovideo_core.validation import check_guidance, check_num_frames, check_size, check_steps
+from echovideo_core.validation import SCHEDULER_NAMES, check_guidance, check_num_frames, check_size, check_steps
 
 OnStep = Callable[[int, int, torch.Tensor], None]
 """on_step(step, total, latents): called after each step with the step's (B, F', C, h, w)
 float32 latents; the CLI drives tqdm with it, ComfyUI its progress bar (which may raise to
 interrupt: exceptions propagate, nothing here catches them)."""
 
-SCHEDULERS: dict[str, type[SchedulerMixin]] = {"dpm": CogVideoXDPMScheduler, "ddim": CogVideoXDDIMScheduler}
+SCHEDULERS: dict[str, type[SchedulerMixin]] = dict(zip(SCHEDULER_NAMES, (CogVideoXDPMScheduler, CogVideoXDDIMScheduler)))
 SCHEDULER_ALIASES: dict[str, str] = {"CogVideoXDPM": "dpm", "CogVideoXDDIM": "ddim"}  # the sampler node's names
 
 
@@ -54,17 +54,21 @@ class SamplingSettings:
     cfg_schedule: CfgSchedule = "timestep"
     scheduler: str = "dpm"
     allow_long_video: bool = False
+    checked: bool = field(default=False, repr=False, compare=False)  # set by check(): its warnings are said once
 
     def check(self, temporal_compression: int = 4) -> "SamplingSettings":
         """Every limit of the model, each with its own message; returns the settings with
-        older spellings of the switches mapped onto the vocabulary."""
+        older spellings of the switches mapped onto the vocabulary (checked settings pass
+        through, so a warning about them is logged once per run)."""
+        if self.checked:
+            return self
         check_size(self.height, self.width)
         check_num_frames(self.num_frames, allow_long_video=self.allow_long_video,
                          temporal_compression=temporal_compression)
         check_steps(self.num_inference_steps)
         check_guidance(self.guidance_scale)
         return SamplingSettings(**{**self.__dict__, "cfg_schedule": cfg_schedule_from(self.cfg_schedule),
-                                   "scheduler": scheduler_from(self.scheduler)})
+                                   "scheduler": scheduler_from(self.scheduler), "checked": True})
 
 
 @dataclass(frozen=True)

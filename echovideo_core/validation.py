@@ -2,14 +2,19 @@
 
 The model's limits: frames = 4k + 1 (the VAE compresses time x4 around a first frame),
 at most 49 (the trained length; longer only when asked explicitly), height and width
-multiples of 16 (x8 VAE, x2 patches), at least one denoising step.
+multiples of 16 (x8 VAE, x2 patches), 1 to 1000 denoising steps (1000 is the number of
+training timesteps of the release's scheduler: more steps than timesteps would repeat
+timesteps, which the CogVideoX schedulers do not handle). Output settings: frame rate 1 to
+120 (the range of ComfyUI's Create Video node; players handle no more), seeds 0 to 2**64 - 1
+(what torch.Generator.manual_seed takes, and ComfyUI's seed widget).
+
+Light on purpose (torch is imported only by the two checks that need it), so the CLI can
+check its arguments within a second, before anything heavy is imported.
 """
 from __future__ import annotations
 
 import logging
 import math
-
-import torch
 
 from echovideo_core.errors import InvalidInputError
 from echovideo_core.geometry import latent_frame_count
@@ -18,7 +23,15 @@ logger = logging.getLogger(__name__)
 
 MAX_FRAMES = 49
 SIZE_MULTIPLE = 16
+MAX_STEPS = 1000  # the release scheduler's num_train_timesteps
+MAX_FPS = 120
+MAX_SEED = 2**64 - 1
 OUTPUT_TYPES: tuple[str, ...] = ("np", "pt", "latent")
+SCHEDULER_NAMES: tuple[str, ...] = ("dpm", "ddim")  # the samplers of sampling.SCHEDULERS, in this order
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def check_num_frames(num_frames: int, *, allow_long_video: bool = False, temporal_compression: int = 4) -> None:
@@ -61,9 +74,28 @@ def check_size(height: int, width: int) -> None:
 
 
 def check_steps(num_inference_steps: int) -> None:
-    """At least one denoising step."""
-    if isinstance(num_inference_steps, bool) or not isinstance(num_inference_steps, int) or num_inference_steps < 1:
-        raise InvalidInputError(f"num_inference_steps must be an integer >= 1, got {num_inference_steps!r}")
+    """1 to MAX_STEPS denoising steps."""
+    if not _is_int(num_inference_steps) or not 1 <= num_inference_steps <= MAX_STEPS:
+        raise InvalidInputError(f"num_inference_steps must be an integer from 1 to {MAX_STEPS} (the scheduler's "
+                                f"training timesteps), got {num_inference_steps!r}")
+
+
+def check_fps(fps: int) -> None:
+    """A whole frame rate from 1 to MAX_FPS."""
+    if not _is_int(fps) or not 1 <= fps <= MAX_FPS:
+        raise InvalidInputError(f"fps must be an integer from 1 to {MAX_FPS}, got {fps!r}")
+
+
+def check_seed(seed: int) -> None:
+    """A seed torch.Generator takes: 0 to 2**64 - 1."""
+    if not _is_int(seed) or not 0 <= seed <= MAX_SEED:
+        raise InvalidInputError(f"seed must be an integer from 0 to 2**64 - 1, got {seed!r}")
+
+
+def check_finite(name: str, value: float) -> None:
+    """A finite number (a LoRA strength, a scale)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InvalidInputError(f"{name} must be a finite number, got {value!r}")
 
 
 def check_guidance(guidance_scale: float) -> None:
@@ -72,8 +104,10 @@ def check_guidance(guidance_scale: float) -> None:
         raise InvalidInputError(f"guidance_scale must be a finite number >= 0, got {guidance_scale!r}")
 
 
-def check_options(output_type: str, decode_dtype: torch.dtype, prompt: object, negative_prompt: object) -> None:
+def check_options(output_type: str, decode_dtype: object, prompt: object, negative_prompt: object) -> None:
     """The remaining arguments of a call: output type, decode dtype, prompt types."""
+    import torch
+
     if output_type not in OUTPUT_TYPES:
         raise InvalidInputError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
     if not isinstance(decode_dtype, torch.dtype) or not decode_dtype.is_floating_point:
@@ -86,6 +120,8 @@ def check_options(output_type: str, decode_dtype: torch.dtype, prompt: object, n
 
 def check_generator(generator: object) -> None:
     """None or a torch.Generator (a seed goes through `torch.Generator("cpu").manual_seed(seed)`)."""
+    import torch
+
     if generator is not None and not isinstance(generator, torch.Generator):
         raise InvalidInputError(
             f"generator must be a torch.Generator or None, got {type(generator).__name__}; "

@@ -6,6 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
+from echovideo_core.errors import InvalidInputError
 from echovideo_core.face.errors import ImageLoadError
 from echovideo_core.face.image import load_rgb
 
@@ -98,5 +99,5 @@ def test_a_batch_of_several_images_points_to_prepare_many():
 
 
 def test_float_numpy_arrays_are_refused_with_a_hint():
-    with pytest.raises(TypeError, match="uint8"):
+    with pytest.raises(InvalidInputError, match="uint8"):
         load_rgb(np.zeros((8, 8, 3), np.float32))

@@ -67,7 +67,7 @@ def test_width_must_be_multiple_of_16(pipe, face):
 
 
 def test_steps_must_be_at_least_one(pipe, face):
-    with pytest.raises(InvalidInputError, match="num_inference_steps must be an integer >= 1, got 0"):
+    with pytest.raises(InvalidInputError, match="num_inference_steps must be an integer from 1 to 1000 .* got 0"):
         call(pipe, face, num_inference_steps=0)
 
 
@@ -95,6 +95,38 @@ def test_face_image_must_be_an_array(pipe, face):
 def test_arcface_must_have_512_values(pipe, face):
     with pytest.raises(InvalidInputError, match=r"arcface_embedding must have shape \(512,\) or \(1, 512\), got \(1, 128\)"):
         call(pipe, face, arcface_embedding=np.zeros((1, 128), np.float32))
+
+
+def test_steps_beyond_the_schedulers_training_timesteps_are_rejected(pipe, face):
+    with pytest.raises(InvalidInputError, match="from 1 to 1000 .* got 1001"):
+        call(pipe, face, num_inference_steps=1001)
+
+
+def test_an_empty_face_image_is_rejected(pipe, face):
+    with pytest.raises(InvalidInputError, match=r"face_image is empty: shape \(0, 0, 3\)"):
+        call(pipe, face, face_image=np.zeros((0, 0, 3), np.uint8))
+
+
+def test_a_seed_in_place_of_a_generator_is_named(pipe, face):
+    with pytest.raises(InvalidInputError, match="generator must be a torch.Generator or None, got int"):
+        pipe(face[0], face[1], **TINY_CALL, generator=42, output_type="latent")
+
+
+def test_an_arcface_vector_of_strings_is_rejected(pipe, face):
+    with pytest.raises(InvalidInputError, match="arcface_embedding must hold real numbers"):
+        call(pipe, face, arcface_embedding=np.array(["0.5"] * 512))
+
+
+def test_an_invalid_transformer_config_names_the_file(tmp_path):
+    import shutil
+
+    from echovideo_core import load_transformer
+    from echovideo_core.errors import CheckpointMismatchError
+
+    folder = shutil.copytree(tiny_model_dir() / "transformer", tmp_path / "transformer")
+    (folder / "config.json").write_text("{ not json")
+    with pytest.raises(CheckpointMismatchError, match=r"transformer/config.json is not a valid JSON file"):
+        load_transformer(folder)
 
 
 def test_unknown_mode_is_rejected(pipe, face):

@@ -16,7 +16,9 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from echovideo_core.errors import InvalidInputError
 from echovideo_core.face.errors import ImageLoadError
+from echovideo_core.paths import check_input_file
 
 logger = logging.getLogger(__name__)
 
@@ -24,15 +26,24 @@ MAX_LONG_SIDE = 1024
 ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray, Any]  # Any: torch.Tensor
 
 
-def _open_path(path: str | os.PathLike) -> Image.Image:
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"photo not found: {os.fspath(path)}")
+def open_image(path: str | os.PathLike, argument: str | None = None) -> Image.Image:
+    """The decoded image at `path` (the one place image files are opened): a missing file is
+    a MissingInputError, anything Pillow cannot decode (a truncated JPEG, a text file named
+    .png, a decompression bomb) an ImageLoadError naming the file and `argument`."""
+    path = check_input_file(path, argument)
+    named = f"{argument} {path}" if argument else str(path)
     try:
         image = Image.open(path)
         image.load()  # decode now so truncated files fail here, with the path in the message
-    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as err:
-        raise ImageLoadError(f"cannot decode the photo {os.fspath(path)}: {err}") from err
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        raise ImageLoadError(f"cannot decode the image {named}: {err}", path=path) from err
     return image
+
+
+def read_identity_image(path: str | os.PathLike, argument: str | None = None) -> np.ndarray:
+    """A prepared identity image file as (H, W, 3) uint8 RGB, pixels as stored (no EXIF turn,
+    no resize: it was written by face preparation)."""
+    return np.asarray(open_image(path, argument).convert("RGB"), dtype=np.uint8)
 
 
 def _pil_to_rgb(image: Image.Image) -> np.ndarray:
@@ -55,7 +66,7 @@ def _pil_to_rgb(image: Image.Image) -> np.ndarray:
 
 def _array_to_rgb(array: np.ndarray) -> np.ndarray:
     if array.dtype != np.uint8:
-        raise TypeError(
+        raise InvalidInputError(
             f"numpy photos must be uint8 (H, W, 3), got dtype {array.dtype}; "
             "float tensors in [0, 1] are accepted as torch tensors (ComfyUI IMAGE)"
         )
@@ -67,20 +78,20 @@ def _array_to_rgb(array: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(array)
     if array.ndim == 3 and array.shape[2] == 4:
         return _pil_to_rgb(Image.fromarray(array, mode="RGBA"))
-    raise ValueError(f"numpy photo must be (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), got {array.shape}")
+    raise InvalidInputError(f"numpy photo must be (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), got {array.shape}")
 
 
 def _tensor_to_rgb(tensor: Any) -> np.ndarray:
     values = tensor.detach().float().cpu().numpy()
     if values.ndim == 4:
         if values.shape[0] != 1:
-            raise ValueError(
+            raise InvalidInputError(
                 f"a batch of {values.shape[0]} images was given where one photo is expected; "
                 "use prepare_many for several photos of one person"
             )
         values = values[0]
     if values.ndim != 3 or values.shape[2] not in (1, 3, 4):
-        raise ValueError(f"torch photo must be (B, H, W, C) or (H, W, C) with C in 1, 3, 4, got {tuple(tensor.shape)}")
+        raise InvalidInputError(f"torch photo must be (B, H, W, C) or (H, W, C) with C in 1, 3, 4, got {tuple(tensor.shape)}")
     as_uint8 = np.clip(values * 255.0 + 0.5, 0, 255).astype(np.uint8)
     return _array_to_rgb(as_uint8)
 
@@ -99,7 +110,7 @@ def shrink_long_side(rgb: np.ndarray, max_long_side: int = MAX_LONG_SIDE) -> np.
 def load_rgb(image: ImageInput, max_long_side: int = MAX_LONG_SIDE) -> np.ndarray:
     """The photo as an (H, W, 3) uint8 RGB array, EXIF-rotated, long side <= max_long_side."""
     if isinstance(image, (str, os.PathLike)):
-        rgb = _pil_to_rgb(_open_path(image))
+        rgb = _pil_to_rgb(open_image(image))
     elif isinstance(image, Image.Image):
         rgb = _pil_to_rgb(image)
     elif isinstance(image, np.ndarray):
@@ -107,7 +118,7 @@ def load_rgb(image: ImageInput, max_long_side: int = MAX_LONG_SIDE) -> np.ndarra
     elif type(image).__module__.startswith("torch"):
         rgb = _tensor_to_rgb(image)
     else:
-        raise TypeError(
+        raise InvalidInputError(
             f"unsupported photo type {type(image).__name__}: give a path, a PIL image, "
             "a numpy (H, W, 3) uint8 array or a torch (B, H, W, C) float tensor in [0, 1]"
         )

@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 import torch
 
+from echovideo_core.errors import InvalidInputError
 from echovideo_core.face.align import ALIGNED_SIZE, align_face
 from echovideo_core.face.bisenet import load_parser, parse_face
 from echovideo_core.face.detect import DET_SIZE, InsightFaceDetector
@@ -104,12 +105,15 @@ class FacePreparer:
     def prepare(self, image: ImageInput, face_index: int = 0, allow_no_face: bool | None = None) -> FaceResult:
         """Prepare one photo; `face_index` picks among insightface's faces sorted largest first;
         `allow_no_face` overrides the preparer's setting for this call."""
+        if isinstance(face_index, bool) or not isinstance(face_index, int) or face_index < 0:
+            raise InvalidInputError(f"face_index must be an integer >= 0 (0 = the largest face), got {face_index!r}")
         photo = load_rgb(image)
         notes: list[str] = []
         faces = self.detector.detect(photo)
         if faces:
-            if not 0 <= face_index < len(faces):
-                raise ValueError(f"face_index={face_index} but the photo has {len(faces)} face(s) (0-based, largest first)")
+            if face_index >= len(faces):
+                raise InvalidInputError(f"face_index={face_index} but the photo has {len(faces)} face(s) "
+                                        "(0-based, largest first)")
             if len(faces) > 1:
                 notes.append(f"{len(faces)} faces found; using face {face_index} (faces are ordered largest first)")
             face = faces[face_index]
@@ -119,6 +123,9 @@ class FacePreparer:
         else:
             allowed = self.allow_no_face if allow_no_face is None else allow_no_face
             fields, aligned, matrix = self._fallback(photo, notes, allowed)
+            if face_index:
+                notes.append(f"face_index={face_index} was not used: insightface found no face, so the "
+                             f"{fields['method']} fallback chose the face")
         parsing = parse_face(self.parser, aligned)
         kept = float(keep_mask(parsing).mean())
         if kept < MIN_KEPT_FRACTION:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from torch import nn
 
-from echovideo_core.errors import CheckpointMismatchError, MissingModelFilesError
+from echovideo_core.errors import CheckpointMismatchError, MissingModelFilesError, folder_contents
 from echovideo_core.face.errors import FaceModelsMissingError, FaceWeightsMismatchError
 from echovideo_core.loading.state_dict import assign_strict, read_state_dict, strip_common_prefix
 
@@ -53,8 +53,9 @@ def find_antelopev2(models_dir: Path) -> Path:
             return folder
     looked = ", ".join(str(models_dir / rel) for rel in ANTELOPEV2_DIRS)
     raise FaceModelsMissingError(
-        f"insightface antelopev2 models not found; looked in {looked} for {', '.join(ANTELOPEV2_FILES)}. "
-        "Unzip antelopev2 so that these files sit in DIR/antelopev2/ (nothing is downloaded)."
+        f"insightface antelopev2 models not found; looked in {looked} for {', '.join(ANTELOPEV2_FILES)} "
+        f"({models_dir}: {folder_contents(models_dir)}). Unzip antelopev2 so that these files sit in "
+        f"{models_dir / 'antelopev2'}/ (nothing is downloaded).", path=models_dir
     )
 
 
@@ -64,13 +65,14 @@ def find_face_models(models_dir: str | os.PathLike) -> FaceModelPaths:
     if not root.is_dir():
         raise FaceModelsMissingError(
             f"face model folder not found: {root} (expected antelopev2/{ANTELOPEV2_FILES[0]}, "
-            f"antelopev2/{ANTELOPEV2_FILES[1]} and {PARSER_FILES[0]} in it)"
+            f"antelopev2/{ANTELOPEV2_FILES[1]} and {PARSER_FILES[0]} in it)", path=root
         )
     antelopev2 = find_antelopev2(root)
     parser = _first_file(root, PARSER_FILES)
     if parser is None:
         raise FaceModelsMissingError(
-            f"face parser not found: expected {root / PARSER_FILES[0]} (or {PARSER_FILES[1]})"
+            f"face parser not found: add {root / PARSER_FILES[0]} (or {PARSER_FILES[1]}); {root}: "
+            f"{folder_contents(root)}", path=root
         )
     retinaface = _first_file(root, RETINAFACE_FILES)
     if retinaface is None:

@@ -19,14 +19,13 @@ RELEASE_SCHEDULER_CONFIG: dict[str, Any] = {
 }
 
 
-def load_scheduler_config(folder: str | Path | None) -> dict[str, Any]:
-    """Settings from `folder/scheduler_config.json` (a `scheduler/` folder, or a released
-    root holding one), else the release's; keys starting with "_" are dropped."""
-    config_file = None
-    if folder is not None:
-        folder = Path(folder)
-        config_file = next((f for f in (folder / "scheduler_config.json", folder / "scheduler" / "scheduler_config.json")
-                            if f.is_file()), None)
+def load_scheduler_config(*folders: str | Path | None) -> dict[str, Any]:
+    """Settings from the first of `folders` holding `scheduler_config.json` (a `scheduler/`
+    folder, or a released root holding one), else the release's; keys starting with "_" are
+    dropped."""
+    candidates = [Path(f) / name for f in folders if f is not None
+                  for name in ("scheduler_config.json", "scheduler/scheduler_config.json")]
+    config_file = next((f for f in candidates if f.is_file()), None)
     if config_file is None:
         logger.info("no scheduler/scheduler_config.json beside the model: using the release's scheduler settings")
         return dict(RELEASE_SCHEDULER_CONFIG)
