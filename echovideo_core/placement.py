@@ -30,14 +30,10 @@ from typing import Callable, ContextManager, Iterator, Protocol
 import torch
 
 from echovideo_core.errors import InvalidInputError
+from echovideo_core.validation import OFFLOAD_HELP, OFFLOAD_MODES, parse_offload  # noqa: F401 (the vocabulary lives there)
 
 PLACEMENTS: tuple[str, ...] = ("main_device", "model_offload", "block_swap", "sequential_offload", "cpu")
 OFFLOADING = ("model_offload", "block_swap", "sequential_offload")
-OFFLOAD_MODES: tuple[str, ...] = ("none", "model", "blocks:N", "sequential")
-OFFLOAD_HELP = ("none: everything stays on the GPU (fastest, most memory); model: each component on the GPU only "
-                "while it runs; blocks:N: block swap, N of the DiT's 42 blocks wait on the CPU and are streamed in "
-                "(overlapped with compute on CUDA), the rest as model; sequential: the DiT visits the GPU one layer "
-                "at a time (least memory, slowest)")
 MakeRoom = Callable[[int, torch.device], None]
 
 
@@ -82,19 +78,6 @@ class Placement:
         if self.mode in OFFLOADING or self.manager is not None:
             return self.offload_device
         return self.execution_device
-
-
-def parse_offload(offload: str) -> tuple[str, int]:
-    """"none" | "model" | "sequential" | "blocks:N" -> (placement mode, swapped blocks)."""
-    modes = {"none": "main_device", "model": "model_offload", "sequential": "sequential_offload"}
-    if offload in modes:
-        return modes[offload], 0
-    if isinstance(offload, str) and offload.startswith("blocks:"):
-        try:
-            return "block_swap", int(offload[len("blocks:"):])
-        except ValueError:
-            pass
-    raise InvalidInputError(f"offload must be one of {', '.join(OFFLOAD_MODES)} (N a number of blocks); got {offload!r}")
 
 
 def placement_for(offload: str, execution_device: torch.device | str, offload_device: torch.device | str = "cpu",

@@ -28,6 +28,11 @@ MAX_FPS = 120
 MAX_SEED = 2**64 - 1
 OUTPUT_TYPES: tuple[str, ...] = ("np", "pt", "latent")
 SCHEDULER_NAMES: tuple[str, ...] = ("dpm", "ddim")  # the samplers of sampling.SCHEDULERS, in this order
+OFFLOAD_MODES: tuple[str, ...] = ("none", "model", "blocks:N", "sequential")
+OFFLOAD_HELP = ("none: everything stays on the GPU (fastest, most memory); model: each component on the GPU only "
+                "while it runs; blocks:N: block swap, N of the DiT's 42 blocks wait on the CPU and are streamed in "
+                "(overlapped with compute on CUDA), the rest as model; sequential: the DiT visits the GPU one layer "
+                "at a time (least memory, slowest)")
 
 
 def _is_int(value: object) -> bool:
@@ -127,3 +132,16 @@ def check_generator(generator: object) -> None:
             f"generator must be a torch.Generator or None, got {type(generator).__name__}; "
             'for a seed pass generator=torch.Generator("cpu").manual_seed(seed)'
         )
+
+
+def parse_offload(offload: str) -> tuple[str, int]:
+    """"none" | "model" | "sequential" | "blocks:N" -> (placement mode, swapped blocks)."""
+    modes = {"none": "main_device", "model": "model_offload", "sequential": "sequential_offload"}
+    if offload in modes:
+        return modes[offload], 0
+    if isinstance(offload, str) and offload.startswith("blocks:"):
+        try:
+            return "block_swap", int(offload[len("blocks:"):])
+        except ValueError:
+            pass
+    raise InvalidInputError(f"offload must be one of {', '.join(OFFLOAD_MODES)} (N a number of blocks); got {offload!r}")

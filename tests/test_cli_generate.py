@@ -31,7 +31,7 @@ def test_generate_writes_a_playable_mp4(identity_files, tmp_path, capsys):
     video = read_video(out)
     assert video.shape == (9, 64, 96, 3)
     summary = capsys.readouterr().out
-    assert "9 frames 96x64" in summary and "seed 5" in summary
+    assert "9 frames 64x96 (HxW)" in summary and "seed 5" in summary  # the order --size takes
 
 
 def test_generate_refuses_to_overwrite(identity_files, tmp_path):
@@ -41,9 +41,9 @@ def test_generate_refuses_to_overwrite(identity_files, tmp_path):
     assert out.read_bytes() == b"keep"
 
 
-def test_generate_rejects_invalid_frames(identity_files, tmp_path, caplog):
+def test_generate_rejects_invalid_frames(identity_files, tmp_path, capsys):
     assert main(generate_args(identity_files, tmp_path / "out.mp4", "--frames", "10")) == 2
-    assert "num_frames must be 4k+1" in caplog.text
+    assert "--frames: num_frames must be 4k+1" in capsys.readouterr().err
 
 
 def _tiny_lora(path, scale: float) -> None:
@@ -73,7 +73,7 @@ def test_generate_merges_a_lora_and_its_strength_matters(identity_files, tmp_pat
     assert np.abs(videos["base"] - videos["full"]).max() > 0
 
 
-def test_generate_refuses_a_lora_for_another_model(identity_files, tmp_path, caplog):
+def test_generate_refuses_a_lora_for_another_model(identity_files, tmp_path, capsys):
     from echovideo_core.lora import save_lora
 
     import torch
@@ -81,13 +81,14 @@ def test_generate_refuses_a_lora_for_another_model(identity_files, tmp_path, cap
     save_lora({"nowhere.lora_A.weight": torch.zeros(2, 4), "nowhere.lora_B.weight": torch.zeros(4, 2)},
               tmp_path / "other.safetensors", rank=2, alpha=2.0)
     assert main(generate_args(identity_files, tmp_path / "o.mp4", "--lora", str(tmp_path / "other.safetensors"))) == 2
-    assert "does not fit this model" in caplog.text and "nowhere" in caplog.text
+    error = capsys.readouterr().err
+    assert "does not fit this model" in error and "nowhere" in error
     assert not (tmp_path / "o.mp4").exists()
 
 
-def test_generate_needs_a_face(tmp_path, caplog):
+def test_generate_needs_a_face(tmp_path, capsys):
     assert main(["generate", "--model", str(tiny_model_dir()), "--prompt", "x", "--out", str(tmp_path / "o.mp4")]) == 2
-    assert "give --face PHOTO" in caplog.text
+    assert "give --face PHOTO" in capsys.readouterr().err
 
 
 def test_tiny_model_command_writes_the_released_layout(tmp_path):
@@ -102,7 +103,7 @@ def test_demo_without_real_model_runs_the_tiny_model(tmp_path, monkeypatch, caps
     out = tmp_path / "demo" / "demo.mp4"
     assert main(["demo", "--out", str(out)]) == 0
     assert read_video(out).shape == (9, 64, 64, 3)
-    assert "tiny random model: noise" in capsys.readouterr().out
+    assert f"(tiny random model from {tmp_path / 'cache' / 'echovideo' / 'tiny-model'}: noise)" in capsys.readouterr().out
 
 
 def test_demo_rerun_keeps_the_earlier_video_and_writes_the_next_free_name(tmp_path, monkeypatch):

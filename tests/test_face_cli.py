@@ -32,11 +32,13 @@ def test_face_command_writes_identity_arcface_and_debug_picture(kit, marker_file
     assert "method=insightface" in capsys.readouterr().out
 
 
-def test_face_command_fails_with_status_1_and_a_message_when_no_face(kit, tmp_path, caplog):
+def test_face_command_fails_with_status_2_and_one_line_when_no_face(kit, tmp_path, capsys):
     blank = tmp_path / "blank.png"
     Image.new("RGB", (64, 64), (255, 255, 255)).save(blank)
-    assert main(["face", str(blank), "--models", str(kit), "--out", str(tmp_path / "f.png")]) == 1
-    assert "no face found" in caplog.text and not (tmp_path / "f.png").exists()
+    assert main(["face", str(blank), "--models", str(kit), "--out", str(tmp_path / "f.png")]) == 2
+    error = capsys.readouterr().err.splitlines()
+    assert len(error) == 1 and error[0].startswith("echovideo face: no face found") and "--allow-no-face" in error[0]
+    assert not (tmp_path / "f.png").exists()
 
 
 def test_face_command_allow_no_face_uses_the_whole_image(kit, tmp_path, capsys):

@@ -56,7 +56,7 @@ def test_train_command_reports_a_missing_config_in_one_line(tmp_path, capsys):
     from echovideo_core.cli import main
 
     assert main(["train", "--config", str(tmp_path / "nope.yaml")]) == 2
-    assert capsys.readouterr().err.strip() == f"echovideo train: training config {tmp_path / 'nope.yaml'} does not exist"
+    assert capsys.readouterr().err.strip() == f"echovideo train: --config {tmp_path / 'nope.yaml'}: no such file"
 
 
 def test_train_command_reports_unprepared_data_in_one_line(tmp_path, capsys):

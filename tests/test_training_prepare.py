@@ -123,5 +123,5 @@ def test_prepare_data_command_reports_bad_settings_in_one_line(tmp_path, capsys)
     rc = main(["prepare-data", "--videos", str(tmp_path), "--captions", str(manifest), "--out", str(tmp_path / "o"),
                "--model", str(tmp_path), "--face-models", str(tmp_path), "--frames", "48"])
     assert rc == 2
-    assert capsys.readouterr().err.strip() == ("echovideo prepare-data: num_frames must be 4k+1 (1, 9, 17, ..., 49), got 48; "
-                                               "nearest valid values: 45 or 49")
+    assert capsys.readouterr().err.strip() == ("echovideo prepare-data: --frames: num_frames must be 4k+1 (1, 9, 17, ..., "
+                                               "49), got 48; nearest valid values: 45 or 49")

@@ -1,9 +1,40 @@
 """Speed options for the EchoVideo DiT: step caches, regional compile, attention backends,
 guidance-branch modes and multi-process runs. `accelerated` applies a `SpeedOptions` to a
-transformer for one run; `bench_speed_options` measures them against a baseline."""
-from echovideo_core.acceleration.apply import Acceleration, accelerated, check_speed_options
-from echovideo_core.acceleration.options import (CacheSpec, SpeedOptionError, SpeedOptions, parse_attention,
-                                                 parse_cache, parse_guidance_branches, parse_parallel)
+transformer for one run; `bench_speed_options` measures them against a baseline.
 
-__all__ = ["Acceleration", "CacheSpec", "SpeedOptionError", "SpeedOptions", "accelerated", "check_speed_options",
-           "parse_attention", "parse_cache", "parse_guidance_branches", "parse_parallel"]
+The names are imported when first used, so that the CLI can declare the speed flags
+(`acceleration.cli_options`, which needs only `options`) without importing torch.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS: dict[str, str] = {
+    "Acceleration": "echovideo_core.acceleration.apply",
+    "accelerated": "echovideo_core.acceleration.apply",
+    "check_speed_options": "echovideo_core.acceleration.apply",
+    "CacheSpec": "echovideo_core.acceleration.options",
+    "SpeedOptionError": "echovideo_core.acceleration.options",
+    "SpeedOptions": "echovideo_core.acceleration.options",
+    "parse_attention": "echovideo_core.acceleration.options",
+    "parse_cache": "echovideo_core.acceleration.options",
+    "parse_guidance_branches": "echovideo_core.acceleration.options",
+    "parse_parallel": "echovideo_core.acceleration.options",
+}
+
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from echovideo_core.acceleration.apply import Acceleration, accelerated, check_speed_options
+    from echovideo_core.acceleration.options import (CacheSpec, SpeedOptionError, SpeedOptions, parse_attention,
+                                                     parse_cache, parse_guidance_branches, parse_parallel)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'echovideo_core.acceleration' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

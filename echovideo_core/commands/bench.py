@@ -18,13 +18,16 @@ import argparse
 import gc
 import logging
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from echovideo_core.acceleration.cli_options import add_speed_options, speed_options
-from echovideo_core.commands.generate import add_memory_options, parse_size, pick_device
+from echovideo_core.commands.generate import add_memory_options, check_weight_formats, parse_size, pick_device
 from echovideo_core.dtypes import DTYPE_NAMES, dtype_from_name
-from echovideo_core.errors import EchoVideoError, InvalidInputError
+from echovideo_core.errors import InvalidInputError
+from echovideo_core.paths import check_output_file
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +87,8 @@ def _measure_all(args, pipe, frame_counts, **run_options):
 
 
 def _free(pipe) -> None:
+    import torch
+
     del pipe
     gc.collect()
     if torch.cuda.is_available():
@@ -95,12 +100,14 @@ def bench(args: argparse.Namespace) -> list[dict]:
     from echovideo_core.bench.report import report, table
     from echovideo_core.bench.run import process_peak_memory
 
+    import torch
+
     options = speed_options(args)
     if options.parallel != "none":
         raise InvalidInputError("echovideo bench measures one process: drop --parallel (time torchrun runs of "
                                 "`echovideo generate` instead)")
-    if args.json.exists() and not args.overwrite:
-        raise FileExistsError(f"{args.json} exists; pass --overwrite to replace it")
+    check_output_file(args.json, "--json", overwrite=args.overwrite, create_parents=True)
+    check_weight_formats(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)
@@ -132,11 +139,8 @@ def bench(args: argparse.Namespace) -> list[dict]:
 def run(args: argparse.Namespace) -> int:
     from echovideo_core.atomic import write_json_atomic
 
-    try:
-        results = bench(args)
-    except (EchoVideoError, FileExistsError) as err:
-        logger.error("%s", err)
-        return 2
+    results = bench(args)  # a mistake is one line, from the CLI's error boundary
+    args.json.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(args.json, results[0] if len(results) == 1 else results)
     print(f"wrote {args.json}")
     return 0
