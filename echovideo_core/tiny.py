@@ -24,7 +24,10 @@ import torch
 from diffusers import AutoencoderKLCogVideoX
 from transformers import SiglipVisionConfig, SiglipVisionModel, T5Config, T5EncoderModel
 
+from echovideo_core.atomic import staged_files
+from echovideo_core.errors import OutputExistsError
 from echovideo_core.loading.scheduler import RELEASE_SCHEDULER_CONFIG
+from echovideo_core.paths import check_output_folder
 from echovideo_core.transformer import EchoVideoTransformer3DModel
 
 SPIECE_ASSET = Path(__file__).parent / "assets" / "tiny_t5_spiece.model"
@@ -95,6 +98,10 @@ def _drop_foreign_config_keys(config_path: Path) -> None:
     config_path.write_text(json.dumps(kept, indent=2, sort_keys=True) + "\n")
 
 
+TINY_MODEL_BYTES = 4 * 2**20
+"""Room the tiny model needs (its files take about 1.6 MB), checked before writing."""
+
+
 def is_current_tiny_model(folder: str | Path) -> bool:
     """True when `folder` holds a tiny model written by this version of the kit."""
     index = Path(folder) / "model_index.json"
@@ -104,14 +111,56 @@ def is_current_tiny_model(folder: str | Path) -> bool:
         return False
 
 
-def write_tiny_model(folder: str | Path, seed: int = 0) -> Path:
-    """Write the tiny model into `folder` (created; existing component folders replaced).
-
-    Same seed -> identical weights. Layout: transformer/, vae/, text_encoder/, tokenizer/,
-    scheduler/, clip_visual_encoder/, model_index.json (as the release's folder, no face_encoder/).
-    """
+def check_tiny_model_target(folder: str | Path, *, overwrite: bool = False, argument: str | None = None) -> Path:
+    """`folder` may receive the tiny model: new or empty, or (with `overwrite`) not a real
+    model: a folder whose model_index.json was not written by the tiny writer is refused
+    even with `overwrite`, so a mistyped path never damages a released model."""
     root = Path(folder)
-    root.mkdir(parents=True, exist_ok=True)
+    check_output_folder(root, argument, must_be_empty=True, overwrite=overwrite, expected_bytes=TINY_MODEL_BYTES)
+    index = root / "model_index.json"
+    if index.is_file():
+        try:
+            written_by_us = "_tiny_kit_version" in json.loads(index.read_text())
+        except (OSError, ValueError):
+            written_by_us = False
+        if not written_by_us:
+            raise OutputExistsError(f"{argument + ' ' if argument else ''}{root} holds a model that the tiny writer did "
+                                    "not write (its model_index.json); it is never replaced: choose another folder",
+                                    path=root)
+    return root
+
+
+def write_tiny_model(folder: str | Path, seed: int = 0, *, overwrite: bool = False) -> Path:
+    """Write the tiny model into `folder` (created). Same seed -> identical weights.
+
+    Layout: transformer/, vae/, text_encoder/, tokenizer/, scheduler/, clip_visual_encoder/,
+    model_index.json (as the release's folder, no face_encoder/). A non-empty folder is
+    refused unless `overwrite`; even then only the tiny model's own files are replaced (each
+    by an atomic rename), every other file stays, and a real model is never replaced
+    (`check_tiny_model_target`).
+    """
+    root = check_tiny_model_target(folder, overwrite=overwrite)
+    with staged_files(root, overwrite=overwrite) as stage:
+        write_tiny_components(stage, seed)
+    return root
+
+
+def write_tiny_components(root: Path, seed: int) -> None:
+    """Every file of the tiny model, written into `root` (a new folder: the writers below replace
+    files as they please, so callers pass a staging folder; see `write_tiny_model`), without
+    transformers' progress bars (a few kilobytes need none)."""
+    from transformers.utils import logging as transformers_logging
+
+    shown = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()
+    try:
+        _write_components(root, seed)
+    finally:
+        if shown:
+            transformers_logging.enable_progress_bar()
+
+
+def _write_components(root: Path, seed: int) -> None:
     transformer = _seeded(seed, lambda: EchoVideoTransformer3DModel(**TINY_TRANSFORMER))
     transformer.save_pretrained(str(root / "transformer"), safe_serialization=True)
     _drop_foreign_config_keys(root / "transformer" / "config.json")
@@ -127,4 +176,3 @@ def write_tiny_model(folder: str | Path, seed: int = 0) -> Path:
     _write_json(root / "tokenizer" / "tokenizer_config.json", TOKENIZER_CONFIG)
     _write_json(root / "scheduler" / "scheduler_config.json", SCHEDULER_CONFIG)
     _write_json(root / "model_index.json", MODEL_INDEX)
-    return root

@@ -48,3 +48,13 @@ def test_face_command_allow_no_face_uses_the_whole_image(kit, tmp_path, capsys):
     args = ["face", str(blank), "--models", str(kit), "--out", str(tmp_path / "f.png"), "--debug", str(debug), "--allow-no-face"]
     assert main(args) == 0
     assert "method=whole_image" in capsys.readouterr().out and debug.exists()
+
+
+def test_face_command_keeps_existing_outputs_unless_overwrite(kit, marker_file, tmp_path, capsys):
+    out = tmp_path / "face.png"
+    (tmp_path / "face.npy").write_bytes(b"the user's vector")
+    assert main(["face", str(marker_file), "--models", str(kit), "--out", str(out)]) == 2
+    assert "face.npy exists; pass --overwrite" in capsys.readouterr().err
+    assert (tmp_path / "face.npy").read_bytes() == b"the user's vector" and not out.exists()
+    assert main(["face", str(marker_file), "--models", str(kit), "--out", str(out), "--overwrite"]) == 0
+    assert np.load(tmp_path / "face.npy").shape == (512,)

@@ -8,44 +8,20 @@ from __future__ import annotations
 
 import atexit
 import functools
-import json
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
-import av
-import numpy as np
 import pytest
 import torch
 
+from echovideo_core.testing.synthetic_clips import write_clip, write_manifest, write_synthetic_clips  # noqa: F401
 from echovideo_core.testing.tiny_face_models import write_tiny_face_models
 from echovideo_core.tiny import write_tiny_model
 
 SIZE = 32  # training height = width (pixels)
 FRAMES = 9  # 4k + 1 -> 3 latent frames (odd: the VAE decodes them back to 9 frames)
-SOURCE = 96  # source clip size; the magenta "face" marker is found at this size
-
-
-def write_clip(path: Path, *, seed: int, frames: int = 20, face: bool = True, size: int = SOURCE) -> Path:
-    """A short H.264 clip: a drifting colour gradient, plus a magenta face marker if `face`."""
-    rng = np.random.default_rng(seed)
-    base = rng.integers(40, 200, 3)
-    yy, xx = np.mgrid[0:size, 0:size]
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=16)
-        stream.width = stream.height = size
-        stream.pix_fmt = "yuv420p"
-        for t in range(frames):
-            image = np.empty((size, size, 3), np.uint8)
-            for c in range(3):
-                image[..., c] = (base[c] + 50 * np.sin((xx + 3 * t * (c + 1)) / 9.0 + c)).clip(0, 255)
-            if face:
-                top = 36 + (t % 3)
-                image[top:top + 12, 40:52] = (255, 0, 255)
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
-        container.mux(stream.encode())
-    return path
 
 
 def _session_dir(prefix: str) -> Path:
@@ -62,20 +38,9 @@ def tiny_kit() -> tuple[Path, Path]:
     return write_tiny_model(root / "model", seed=0), write_tiny_face_models(root / "face_models")
 
 
-def write_manifest(folder: Path, clips: list[dict[str, Any]]) -> Path:
-    path = folder / "captions.jsonl"
-    path.write_text("".join(json.dumps(c) + "\n" for c in clips))
-    return path
-
-
 def make_clips(folder: Path, count: int, *, without_face: tuple[int, ...] = ()) -> Path:
     """`count` clips in `folder` and their manifest; clips listed in `without_face` lack the marker."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for i in range(count):
-        write_clip(folder / f"clip{i}.mp4", seed=i, face=i not in without_face)
-        rows.append({"video": f"clip{i}.mp4", "caption": f"a person number {i} smiles and waves"})
-    return write_manifest(folder, rows)
+    return write_synthetic_clips(folder, count, without_face=without_face)
 
 
 @functools.lru_cache(maxsize=1)

@@ -27,6 +27,38 @@ T5_VOCAB = 32128  # the real T5's embedding rows (32100 pieces + padding)
 NOTE = "Tiny random-weight EchoVideo kit written by `echovideo tiny-kit`: outputs are noise, for tests only.\n"
 
 
+KIT_BYTES = 330 * 2**20
+"""Room the kit needs: about 316 MB, most of it the parser and RetinaFace (full-size
+architectures with random weights), each written twice (facexlib/ and face_encoder/)."""
+
+
+def kit_files(models_dir: Path) -> list[Path]:
+    """The kit's top-level targets, checked before anything is written."""
+    return [models_dir / "echovideo" / MODEL_NAME, models_dir / "text_encoders" / T5_FILE,
+            models_dir / "insightface" / "models" / "antelopev2", models_dir / "facexlib" / "parsing_bisenet.pth",
+            models_dir / "facexlib" / "detection_Resnet50_Final.pth"]
+
+
+def check_kit_target(models_dir: str | Path, *, overwrite: bool = False, argument: str | None = None) -> Path:
+    """The kit may be written into `models_dir`. A ComfyUI models/ folder is never empty, so the
+    rule is per file: any file the kit writes that exists already is refused unless
+    `overwrite` (and a real model in echovideo/EchoVideo is refused even then)."""
+    from echovideo_core.errors import OutputExistsError
+    from echovideo_core.paths import check_output_folder, is_empty_folder
+
+    root = check_output_folder(models_dir, argument, expected_bytes=KIT_BYTES)
+    taken = [p for p in kit_files(root) if p.exists() and not is_empty_folder(p)]
+    if taken and not overwrite:
+        raise OutputExistsError(f"{argument + ' ' if argument else ''}{root} holds files the kit would replace "
+                                f"({', '.join(str(p.relative_to(root)) for p in taken)}); pass --overwrite to replace "
+                                "only those, or choose another folder", path=root)
+    if taken:
+        from echovideo_core.tiny import check_tiny_model_target
+
+        check_tiny_model_target(root / "echovideo" / MODEL_NAME, overwrite=True)
+    return root
+
+
 def _write_face_models(folder: Path, antelopev2: Path, seed: int) -> None:
     """parser + RetinaFace (confident heads) into `folder`, antelopev2 .onnx into `antelopev2`."""
     from echovideo_core.testing.tiny_face_models import (write_tiny_antelopev2, write_tiny_parser,
@@ -54,21 +86,29 @@ def _write_single_file_t5(path: Path, seed: int) -> None:
     save_file(state, str(path))
 
 
-def write_tiny_kit(models_dir: str | Path, seed: int = 0) -> list[Path]:
-    """Write the kit into `models_dir` (a ComfyUI models/ tree); returns the top-level entries."""
-    from echovideo_core.tiny import write_tiny_model
+def write_tiny_kit(models_dir: str | Path, seed: int = 0, *, overwrite: bool = False) -> list[Path]:
+    """Write the kit into `models_dir` (a ComfyUI models/ tree); returns the top-level entries.
 
-    root = Path(models_dir)
-    model = write_tiny_model(root / "echovideo" / MODEL_NAME, seed=seed)
-    antelopev2 = root / "insightface" / "models" / "antelopev2"
-    _write_face_models(root / "facexlib", antelopev2, seed)
-    face_encoder = model / "face_encoder"  # the same face models again, in the released layout
-    shutil.copytree(antelopev2, face_encoder / "models" / "antelopev2", dirs_exist_ok=True)
-    for name in ("parsing_bisenet.pth", "detection_Resnet50_Final.pth"):
-        shutil.copyfile(root / "facexlib" / name, face_encoder / name)
-    (model / "TINY_KIT.txt").write_text(NOTE)
-    _write_single_file_t5(root / "text_encoders" / T5_FILE, seed)
-    return [model, root / "text_encoders" / T5_FILE, antelopev2, root / "facexlib"]
+    Refuses when a file it writes exists (unless `overwrite`); only the kit's own files are
+    ever replaced, each by an atomic rename from a staging folder (see atomic.staged_files).
+    """
+    from echovideo_core.atomic import staged_files
+    from echovideo_core.tiny import write_tiny_components
+
+    root = check_kit_target(models_dir, overwrite=overwrite)
+    with staged_files(root, overwrite=overwrite) as stage:
+        model = stage / "echovideo" / MODEL_NAME
+        write_tiny_components(model, seed)
+        antelopev2 = stage / "insightface" / "models" / "antelopev2"
+        _write_face_models(stage / "facexlib", antelopev2, seed)
+        face_encoder = model / "face_encoder"  # the same face models again, in the released layout
+        shutil.copytree(antelopev2, face_encoder / "models" / "antelopev2")
+        for name in ("parsing_bisenet.pth", "detection_Resnet50_Final.pth"):
+            shutil.copyfile(stage / "facexlib" / name, face_encoder / name)
+        (model / "TINY_KIT.txt").write_text(NOTE)
+        _write_single_file_t5(stage / "text_encoders" / T5_FILE, seed)
+    return [root / "echovideo" / MODEL_NAME, root / "text_encoders" / T5_FILE,
+            root / "insightface" / "models" / "antelopev2", root / "facexlib"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -79,14 +119,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--comfy-models", type=Path, required=True, metavar="DIR",
                         help="a ComfyUI models/ folder (created if needed)")
     parser.add_argument("--seed", type=int, default=0, help="weight seed (default 0)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace kit files that exist already (only the kit's own files are ever touched)")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    import transformers
+    from echovideo_core.commands import check_argument
+    from echovideo_core.validation import check_seed
 
-    transformers.utils.logging.disable_progress_bar()
-    written = write_tiny_kit(args.comfy_models, seed=args.seed)
+    check_argument("--seed", check_seed, args.seed)
+    check_kit_target(args.comfy_models, overwrite=args.overwrite, argument="--comfy-models")
+    written = write_tiny_kit(args.comfy_models, seed=args.seed, overwrite=args.overwrite)
     print(f"wrote the tiny EchoVideo kit (random weights, seed {args.seed}) into {args.comfy_models}: "
           + ", ".join(str(p.relative_to(args.comfy_models)) for p in written))
     return 0
