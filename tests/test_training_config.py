@@ -66,3 +66,37 @@ def test_train_command_reports_unprepared_data_in_one_line(tmp_path, capsys):
     config.write_text(f"output_dir: {tmp_path / 'run'}\ndata:\n  root: {tmp_path / 'nothing'}\n")
     assert main(["train", "--config", str(config)]) == 2
     assert "has no index.json: run `echovideo prepare-data" in capsys.readouterr().err
+
+
+def test_stage_two_draws_another_random_stream_than_stage_one_by_default():
+    assert config_from_dict({"stage": {"stage": 1}}).seed == 0
+    assert config_from_dict({"stage": {"stage": 2}}).seed == 1
+    assert config_from_dict({"seed": 7, "stage": {"stage": 2}}).seed == 7
+
+
+def test_invalid_yaml_is_a_config_error_naming_file_and_line(tmp_path):
+    (tmp_path / "t.yaml").write_text("output_dir: x\nstage:\n  stage: [1\n")
+    with pytest.raises(TrainConfigError, match=r"t.yaml is not valid YAML \(line 4\)"):
+        load_config(tmp_path / "t.yaml")
+
+
+def test_a_value_of_the_wrong_type_is_a_config_error(tmp_path):
+    (tmp_path / "t.yaml").write_text("max_steps: [1, 2]\n")
+    with pytest.raises(TrainConfigError, match="t.yaml: a value has the wrong type"):
+        load_config(tmp_path / "t.yaml")
+
+
+def test_stage_two_finds_the_noise_schedule_beside_a_stage_one_export(tmp_path):
+    import json
+
+    from echovideo_core.loading.scheduler import RELEASE_SCHEDULER_CONFIG
+    from echovideo_core.training.trainer import scheduler_config
+
+    export = tmp_path / "final"
+    (export / "transformer").mkdir(parents=True)
+    (export / "scheduler").mkdir()
+    (export / "scheduler" / "scheduler_config.json").write_text(json.dumps({**RELEASE_SCHEDULER_CONFIG, "beta_end": 0.02}))
+    cfg = config_from_dict({"model": {"pretrained": str(export / "transformer")}, "stage": {"stage": 2}})
+    assert scheduler_config(cfg)["beta_end"] == 0.02
+    bare = config_from_dict({"model": {"pretrained": str(tmp_path / "model.safetensors")}})
+    assert scheduler_config(bare) == RELEASE_SCHEDULER_CONFIG  # nothing beside it: the release's settings

@@ -125,3 +125,15 @@ def test_prepare_data_command_reports_bad_settings_in_one_line(tmp_path, capsys)
     assert rc == 2
     assert capsys.readouterr().err.strip() == ("echovideo prepare-data: --frames: num_frames must be 4k+1 (1, 9, 17, ..., "
                                                "49), got 48; nearest valid values: 45 or 49")
+
+
+def test_shard_names_do_not_depend_on_how_the_videos_path_was_typed(tmp_path, monkeypatch):
+    from echovideo_core.training.prepare import shard_name
+
+    manifest = tmp_path / "captions.jsonl"
+    manifest.write_text('{"video": "clips/a.mp4", "caption": "x", "face": "faces/a.jpg"}\n')
+    monkeypatch.chdir(tmp_path)
+    typed = [read_manifest(manifest, videos)[0] for videos in ("data", "./data/", str(tmp_path / "data"))]
+    assert len({shard_name(0, entry) for entry in typed}) == 1
+    manifest.write_text('{"video": "clips/b.mp4", "caption": "x", "face": "faces/a.jpg"}\n')
+    assert shard_name(0, read_manifest(manifest, "data")[0]) not in {shard_name(0, entry) for entry in typed}

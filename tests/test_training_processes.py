@@ -102,7 +102,7 @@ def test_two_processes_match_one_process_at_equal_global_batch(tmp_path):
     config = write_config(tmp_path / "two.yaml", train_config(two_dir, data={"batch_size": 1}, **settings))
     launch_two(config, "--max-steps", "3")  # a finished 3-step run ...
     resumed = launch_two(config, "--resume", "latest")  # ... extended to 6 steps on 2 processes
-    assert "trained steps 4..6" in resumed.stdout
+    assert resumed.stdout.count("trained steps 4..6") == 1  # the summary comes from the main process only
     two = read_metrics(two_dir)
     assert [r["samples"] for r in two] == [2] * 6  # both processes contributed to every step
 
@@ -129,7 +129,11 @@ def test_a_hanging_process_group_teardown_ends_the_worker_after_the_deadline():
 
 
 def test_single_process_teardown_is_not_watched():
-    from echovideo_core.distributed import exit_if_teardown_hangs
-
-    with exit_if_teardown_hangs(False, seconds=0.01):
-        time.sleep(0.2)  # still here: nothing was armed
+    """In a subprocess: if the watchdog fired here it would os._exit(0) and end pytest green."""
+    script = ("import time\n"
+              "from echovideo_core.distributed import exit_if_teardown_hangs\n"
+              "with exit_if_teardown_hangs(False, seconds=0.01):\n"
+              "    time.sleep(0.5)  # still here: nothing was armed\n"
+              "raise SystemExit(3)\n")
+    done = subprocess.run([sys.executable, "-c", script], env=ENV, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 3 and "teardown did not finish" not in done.stderr

@@ -25,6 +25,7 @@ import torch
 from safetensors.torch import save_file
 
 from echovideo_core.atomic import write_json_atomic
+from echovideo_core.errors import MissingInputError, OutputExistsError
 from echovideo_core.loading.state_dict import open_tensors, read_state_dict
 from echovideo_core.lora import save_lora
 
@@ -68,7 +69,8 @@ def resolve_resume(output_dir: str | Path, resume: str | None) -> Path | None:
         return found[-1][1]
     path = Path(resume)
     if not (path / STATE_NAME).is_file():
-        raise FileNotFoundError(f"{path} is not a finished training checkpoint (no {STATE_NAME})")
+        raise MissingInputError(f"--resume {path} is not a finished training checkpoint (no {STATE_NAME}); "
+                                "give a checkpoint-N folder or 'latest'", path=path)
     return path
 
 
@@ -135,7 +137,7 @@ def save_transformer_folder(state: Mapping[str, torch.Tensor], config: Mapping[s
     """Write weights in the released `transformer/` layout, atomically (temp folder + rename)."""
     folder = Path(folder)
     if folder.exists():
-        raise FileExistsError(f"{folder} exists; exports never overwrite (choose another output_dir)")
+        raise OutputExistsError(f"{folder} exists; exports never overwrite (choose another output_dir)", path=folder)
     tmp = folder.with_name(f".{folder.name}.tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -168,5 +170,5 @@ def save_transformer_folder(state: Mapping[str, torch.Tensor], config: Mapping[s
 def export_lora(tensors: Mapping[str, torch.Tensor], path: str | Path, *, rank: int, alpha: float) -> Path:
     path = Path(path)
     if path.exists():
-        raise FileExistsError(f"{path} exists; exports never overwrite")
+        raise OutputExistsError(f"{path} exists; exports never overwrite", path=path)
     return save_lora(tensors, path, rank=rank, alpha=alpha)

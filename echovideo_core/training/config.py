@@ -16,6 +16,7 @@ import yaml
 
 from echovideo_core.errors import InvalidInputError
 from echovideo_core.numerics import numerics_for
+from echovideo_core.paths import check_input_file
 
 Trainable = Literal["iitf", "iitf_lora", "full"]
 MixedPrecision = Literal["no", "bf16", "fp16"]
@@ -120,7 +121,9 @@ class ValidationConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     output_dir: str = "runs/echovideo"
-    seed: int = 0
+    # The run's random stream (timesteps, noise, dropout, data order). Unset: the stage number
+    # minus one (stage 1: 0, stage 2: 1), so a stage 2 does not replay stage 1's draws.
+    seed: int | None = None
     max_steps: int = 2000  # optimizer steps
     gradient_accumulation_steps: int = 1
     mixed_precision: MixedPrecision = "bf16"
@@ -137,6 +140,8 @@ class TrainConfig:
     validation: ValidationConfig = field(default_factory=ValidationConfig)
 
     def __post_init__(self) -> None:
+        if self.seed is None and isinstance(self.stage.stage, int):
+            object.__setattr__(self, "seed", self.stage.stage - 1)
         check_config(self)
 
 
@@ -145,6 +150,8 @@ def check_config(cfg: TrainConfig) -> None:
     problems = []
     if cfg.stage.stage not in (1, 2):
         problems.append(f"stage.stage must be 1 or 2, got {cfg.stage.stage}")
+    if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int) or cfg.seed < 0:
+        problems.append(f"seed must be an integer >= 0, got {cfg.seed!r}")
     for name in ("p_drop_face_latent", "p_drop_text", "p_drop_face"):
         value = getattr(cfg.stage, name)
         if not 0.0 <= value <= 1.0:
@@ -201,19 +208,29 @@ def config_from_dict(values: Mapping[str, Any]) -> TrainConfig:
 
 
 def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
-    """Read a train.yaml; `overrides` (same nesting) win over the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"training config {path} does not exist")
-    values = yaml.safe_load(path.read_text()) or {}
+    """Read a train.yaml; `overrides` (same nesting) win over the file. Errors name the file
+    (and the line, for invalid YAML)."""
+    path = check_input_file(path, "--config")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except (yaml.YAMLError, UnicodeDecodeError, OSError) as err:
+        where = getattr(err, "problem_mark", None)
+        line = f" (line {where.line + 1})" if where is not None else ""
+        problem = getattr(err, "problem", None) or err
+        raise TrainConfigError(f"--config {path} is not valid YAML{line}: {problem}", path=path) from err
     if not isinstance(values, dict):
-        raise TrainConfigError(f"{path}: the top level must be a mapping")
+        raise TrainConfigError(f"--config {path}: the top level must be a mapping", path=path)
     for key, value in (overrides or {}).items():
         if isinstance(value, Mapping):
             values[key] = {**values.get(key, {}), **value}
         else:
             values[key] = value
-    return config_from_dict(values)
+    try:
+        return config_from_dict(values)
+    except TrainConfigError as err:
+        raise TrainConfigError(f"--config {path}: {err}", path=path) from None
+    except (TypeError, ValueError) as err:  # a value of the wrong type (say a list where a number goes)
+        raise TrainConfigError(f"--config {path}: a value has the wrong type ({err})", path=path) from None
 
 
 def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:

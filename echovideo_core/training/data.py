@@ -14,14 +14,14 @@ Layout written by `prepare.py` (one shard per source clip, never rewritten once 
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from echovideo_core.errors import EchoVideoError, InputFileError
 from echovideo_core.face_latent import with_zero_frames
-from echovideo_core.loading.state_dict import open_tensors, read_state_dict
+from echovideo_core.loading.state_dict import open_tensors, read_json, read_state_dict
 
 INDEX_NAME = "index.json"
 UNCOND_NAME = "uncond.safetensors"
@@ -30,7 +30,7 @@ CACHE_FORMAT = "echovideo-training-cache"
 CACHE_VERSION = 1
 
 
-class PreparedDataError(ValueError):
+class PreparedDataError(InputFileError):
     """The prepared folder is missing, incomplete or of another format; the message says which."""
 
 
@@ -38,10 +38,14 @@ def read_index(root: str | Path) -> dict[str, Any]:
     root = Path(root)
     path = root / INDEX_NAME
     if not path.is_file():
-        raise PreparedDataError(f"{root} has no {INDEX_NAME}: run `echovideo prepare-data --out {root}` first")
-    index = json.loads(path.read_text())
+        raise PreparedDataError(f"{root} has no {INDEX_NAME}: run `echovideo prepare-data --out {root}` first",
+                                path=root)
+    try:
+        index = read_json(path)
+    except EchoVideoError as err:
+        raise PreparedDataError(str(err), path=path) from err
     if index.get("format") != CACHE_FORMAT or index.get("version") != CACHE_VERSION:
-        raise PreparedDataError(f"{path} is not an EchoVideo training cache v{CACHE_VERSION}")
+        raise PreparedDataError(f"{path} is not an EchoVideo training cache v{CACHE_VERSION}", path=path)
     return index
 
 

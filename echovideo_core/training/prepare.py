@@ -25,13 +25,17 @@ import numpy as np
 import torch
 from diffusers import AutoencoderKLCogVideoX
 from safetensors.torch import save_file
+from tqdm import tqdm
 from transformers import T5EncoderModel, T5Tokenizer
 
 from echovideo_core.atomic import atomic_path, write_json_atomic
+from echovideo_core.errors import InputFileError, InvalidInputError
 from echovideo_core.face.errors import FaceError
 from echovideo_core.face_features import encode_siglip
 from echovideo_core.face_latent import encode_face_latent
+from echovideo_core.paths import check_input_file
 from echovideo_core.loading.siglip import SiglipEncoder
+from echovideo_core.loading.state_dict import read_json
 from echovideo_core.text import encode_prompt
 from echovideo_core.validation import check_num_frames, check_size
 from echovideo_core.training.data import CACHE_FORMAT, CACHE_VERSION, INDEX_NAME, SHARD_DIR, UNCOND_NAME
@@ -62,14 +66,19 @@ class PrepareSettings:
         check_size(self.height, self.width)
         check_num_frames(self.num_frames, allow_long_video=True)
         if self.frame_stride < 1 or self.windows_per_clip < 1:
-            raise ValueError("frame_stride and windows_per_clip must be >= 1")
+            raise InvalidInputError(f"frame_stride and windows_per_clip must be >= 1, got {self.frame_stride} and "
+                                    f"{self.windows_per_clip}")
 
 
 @dataclass(frozen=True)
 class ManifestEntry:
+    """One clip. `key` identifies it independently of where the data folder is and how its
+    path was typed (the manifest's own strings); shard names are derived from it."""
+
     video: Path
     caption: str
     face: Path | None = None
+    key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -94,25 +103,36 @@ class PrepareReport:
 
 
 def read_manifest(path: str | Path, videos_dir: str | Path | None = None) -> list[ManifestEntry]:
-    """JSONL lines {"video", "caption", "face"?}; relative paths are taken from `videos_dir`."""
-    path = Path(path)
+    """JSONL lines {"video", "caption", "face"?}; relative paths are taken from `videos_dir`.
+    InputFileError naming the file (and line) when it is not such a manifest."""
+    path = check_input_file(path, "--captions")
     base = Path(videos_dir) if videos_dir is not None else path.parent
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputFileError(f"--captions {path} is not a readable text file ({err})", path=path) from err
     entries = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
+    for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
             video, caption = row["video"], row["caption"]
-        except (json.JSONDecodeError, KeyError, TypeError) as err:
-            raise ValueError(f"{path}:{number}: expected {{\"video\": ..., \"caption\": ...}} ({err})") from err
-        face = row.get("face")
-        entries.append(ManifestEntry(base / video, str(caption), base / face if face else None))
+            face = row.get("face")
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as err:
+            raise InputFileError(f"--captions {path}:{number}: expected a JSON object "
+                                 f"{{\"video\": ..., \"caption\": ...}} ({err})", path=path) from err
+        entries.append(ManifestEntry(base / video, str(caption), base / face if face else None,
+                                     key=f"{video}\n{face or ''}"))
+    if not entries:
+        raise InputFileError(f"--captions {path} lists no clips (one JSON object per line)", path=path)
     return entries
 
 
 def shard_name(position: int, entry: ManifestEntry) -> str:
-    digest = hashlib.sha1(f"{entry.video}\n{entry.caption}\n{entry.face}".encode()).hexdigest()[:10]
+    """The clip's shard: its position and a hash of its manifest line (not of the path as typed)."""
+    key = entry.key if entry.key is not None else f"{entry.video}\n{entry.face}"
+    digest = hashlib.sha1(f"{key}\n{entry.caption}".encode()).hexdigest()[:10]
     return f"{SHARD_DIR}/clip_{position:06d}_{digest}.safetensors"
 
 
@@ -197,17 +217,19 @@ def _load_or_start_index(out: Path, settings: PrepareSettings) -> dict[str, Any]
     path = out / INDEX_NAME
     wanted = asdict(settings)
     if path.is_file():
-        index = json.loads(path.read_text())
+        index = read_json(path)
         if index.get("settings", {}).get("prepare") != wanted:
-            raise ValueError(f"{out} was prepared with other settings ({index.get('settings', {}).get('prepare')}); "
-                             "use another --out folder or the same settings")
+            raise InvalidInputError(f"--out {out} was prepared with other settings "
+                                    f"({index.get('settings', {}).get('prepare')}); use another --out folder or the "
+                                    "same settings", path=out)
         return index
     return {"format": CACHE_FORMAT, "version": CACHE_VERSION, "settings": {"prepare": wanted}, "clips": [], "skipped": []}
 
 
 def prepare_dataset(entries: list[ManifestEntry], out: str | Path, encoders: Encoders,
-                    settings: PrepareSettings) -> PrepareReport:
-    """Prepare every manifest entry into `out`; returns what was done, reused and skipped."""
+                    settings: PrepareSettings, *, progress: bool = False) -> PrepareReport:
+    """Prepare every manifest entry into `out`; returns what was done, reused and skipped.
+    `progress`: a progress bar with the time left (stderr)."""
     out = Path(out)
     (out / SHARD_DIR).mkdir(parents=True, exist_ok=True)
     index = _load_or_start_index(out, settings)
@@ -215,7 +237,7 @@ def prepare_dataset(entries: list[ManifestEntry], out: str | Path, encoders: Enc
     write_unconditional(out, encoders, settings)
     done = {clip["shard"]: clip for clip in index["clips"]}
     clips, skipped, prepared, reused = [], [], 0, 0
-    for position, entry in enumerate(entries):
+    for position, entry in enumerate(tqdm(entries, desc="clips", unit="clip", disable=not progress)):
         name = shard_name(position, entry)
         if (out / name).is_file():
             reused += 1
@@ -236,8 +258,8 @@ def prepare_dataset(entries: list[ManifestEntry], out: str | Path, encoders: Enc
     index.update(clips=clips, skipped=[{"video": v, "reason": r} for v, r in skipped])
     write_json_atomic(out / INDEX_NAME, index)
     samples = sum(int(c["windows"]) for c in clips)
-    logger.info("prepared %d clips, reused %d, skipped %d -> %d samples in %s",
-                prepared, reused, len(skipped), samples, out)
+    logger.debug("prepared %d clips, reused %d, skipped %d -> %d samples in %s",
+                 prepared, reused, len(skipped), samples, out)  # the caller reports it (the CLI's summary)
     return PrepareReport(prepared=prepared, reused=reused, skipped=tuple(skipped), samples=samples)
 
 

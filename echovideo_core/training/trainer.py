@@ -24,14 +24,18 @@ from accelerate import Accelerator
 from accelerate.state import AcceleratorState
 from accelerate.utils import set_seed
 from diffusers.optimization import get_scheduler
+from tqdm import tqdm
 
 from echovideo_core.atomic import write_text_atomic
 from echovideo_core.distributed import exit_if_teardown_hangs
+from echovideo_core.errors import MissingModelFilesError, OutputExistsError
 from echovideo_core.loading import load_transformer
+from echovideo_core.loading.scheduler import load_scheduler_config
+from echovideo_core.paths import check_input_file, check_input_folder, check_output_folder
 from echovideo_core.rotary import rotary_embeddings
 from echovideo_core.training import checkpoint as ckpt
 from echovideo_core.training.config import TrainConfig, config_to_dict
-from echovideo_core.training.data import PreparedDataset
+from echovideo_core.training.data import PreparedDataset, read_index
 from echovideo_core.training.objective import (Conditions, add_noise, alphas_cumprod, draw_for_batch, drop_conditions,
                                                v_loss, v_target)
 from echovideo_core.training.trainable import EMA, configure_trainable, load_lora_into_trainable, upcast_trainable
@@ -127,13 +131,36 @@ def build_optimizer(cfg: TrainConfig, model: torch.nn.Module, processes: int) ->
 
 
 def scheduler_config(cfg: TrainConfig) -> dict[str, Any]:
-    candidates = [Path(cfg.model.scheduler)] if cfg.model.scheduler else []
-    candidates += [Path(p) / "scheduler" for p in (cfg.model.pipeline, cfg.model.pretrained) if p]
-    for folder in candidates:
-        if (folder / "scheduler_config.json").is_file():
-            return json.loads((folder / "scheduler_config.json").read_text())
-    raise FileNotFoundError("no scheduler_config.json in " + ", ".join(str(c) for c in candidates)
-                            + " (set model.scheduler to the released scheduler/ folder)")
+    """The noise schedule: `model.scheduler`, else the scheduler/ of `model.pipeline` or of
+    `model.pretrained` (or of the folder around a `transformer/` one, such as a stage-1
+    export's `final/`), else the release's settings (logged)."""
+    pretrained = Path(cfg.model.pretrained)
+    around = pretrained.parent if pretrained.name == "transformer" else None
+    return load_scheduler_config(cfg.model.scheduler, cfg.model.pipeline, pretrained, around)
+
+
+def check_run_inputs(cfg: TrainConfig, resume: str | None) -> None:
+    """Everything a run reads and writes, checked before anything loads: the output folder
+    (writable; holding checkpoints only with --resume), the prepared data, the weights, the
+    LoRA to start from, the face models for the score, and peft where a LoRA trains."""
+    import importlib.util
+
+    check_output_folder(cfg.output_dir, "output_dir")
+    if not resume and ckpt.list_checkpoints(cfg.output_dir):
+        raise OutputExistsError(f"output_dir {cfg.output_dir} already holds checkpoints: pass --resume latest to "
+                                "continue that run, or choose another output_dir", path=cfg.output_dir)
+    ckpt.resolve_resume(cfg.output_dir, resume)
+    read_index(cfg.data.root)
+    if not Path(cfg.model.pretrained).exists():
+        raise MissingModelFilesError(f"model.pretrained {cfg.model.pretrained}: no such folder or file (the released "
+                                     "folder, a transformer/ folder or a single file)", path=cfg.model.pretrained)
+    if cfg.model.init_lora:
+        check_input_file(cfg.model.init_lora, "model.init_lora")
+    if cfg.validation.every and cfg.validation.face_models:
+        check_input_folder(cfg.validation.face_models, "validation.face_models")
+    if cfg.trainable.mode == "iitf_lora" and importlib.util.find_spec("peft") is None:
+        raise MissingModelFilesError("trainable.mode iitf_lora trains a peft LoRA, but peft is not installed: "
+                                     "pip install -r requirements.txt (or choose mode iitf / full)")
 
 
 # ---- 4. the loop ---------------------------------------------------------------------------
@@ -311,9 +338,7 @@ def train(cfg: TrainConfig, *, resume: str | None = None) -> TrainResult:
 
 
 def _train(cfg: TrainConfig, resume: str | None) -> TrainResult:
-    if not resume and ckpt.list_checkpoints(cfg.output_dir):
-        raise FileExistsError(f"{cfg.output_dir} already holds checkpoints: pass --resume latest to continue "
-                              "that run, or choose another output_dir")
+    check_run_inputs(cfg, resume)
     # A multi-process launch on a machine without CUDA trains on the CPU over gloo
     # (accelerate would otherwise start independent single-process runs).
     cpu_processes = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
@@ -322,7 +347,7 @@ def _train(cfg: TrainConfig, resume: str | None) -> TrainResult:
     output_dir = Path(cfg.output_dir)
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
-        (output_dir / "train_config.yaml").write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+        write_text_atomic(output_dir / "train_config.yaml", yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
     # 1. data
     dataset, loader, sampler = build_data(cfg, accelerator.num_processes)
     # 2. model + optimizer (seeded: peft draws the LoRA A matrices from the global RNG)
@@ -365,16 +390,20 @@ def _loop(accelerator: Accelerator, model: Any, optimizer: Any, schedule: Any, l
     losses: list[float] = []
     step = start
     groups = _micro_batches(loader, sampler, accelerator, start, steps_per_epoch, accumulation)
+    bar = tqdm(total=cfg.max_steps, initial=start, desc="training", unit="step",
+               disable=not accelerator.is_main_process)  # one bar, with the time left, on the main process
     while step < cfg.max_steps:
         record = optimizer_step(accelerator, model, optimizer, schedule, next(groups), ctx, step)
         step += 1
         if ema is not None:
             ema.update(accelerator.unwrap_model(model))
         losses.append(record["loss"])
+        bar.update(1)
         if accelerator.is_main_process:
             _log_step(metrics, record)
             if step % cfg.log_every == 0:
-                logger.info("step %d/%d loss %.5f lr %.3g", step, cfg.max_steps, record["loss"], record["lr"])
+                bar.set_postfix(loss=f"{record['loss']:.5f}", lr=f"{record['lr']:.3g}", refresh=False)
+                logger.debug("step %d/%d loss %.5f lr %.3g", step, cfg.max_steps, record["loss"], record["lr"])
         if step % cfg.checkpoint.every == 0 or step == cfg.max_steps:
             ckpt.save_checkpoint(accelerator, cfg.output_dir, step, keep_last=cfg.checkpoint.keep_last,
                                  ema_tensors=ema.tensors() if ema is not None else None)
@@ -385,6 +414,7 @@ def _loop(accelerator: Accelerator, model: Any, optimizer: Any, schedule: Any, l
                 validator = validator or Validator(cfg, dataset)
                 validator.run(accelerator.unwrap_model(model), step)
             accelerator.wait_for_everyone()
+    bar.close()
     return losses
 
 
@@ -421,6 +451,9 @@ def export_final(state: dict[str, torch.Tensor], config: dict[str, Any], cfg: Tr
         ckpt.export_lora(lora_export_tensors(state), tmp / "lora.safetensors",
                          rank=cfg.trainable.lora_rank, alpha=cfg.trainable.lora_alpha)
         exports.append(final / "lora.safetensors")
+    scheduler = {"_class_name": "CogVideoXDPMScheduler", **scheduler_config(cfg)}  # stage 2 finds it beside transformer/
+    (tmp / "scheduler").mkdir()
+    (tmp / "scheduler" / "scheduler_config.json").write_text(json.dumps(scheduler, indent=1))
     (tmp / "export.json").write_text(json.dumps({"step": step, "mode": mode}))
     os.replace(tmp, final)  # the export appears whole or not at all
     logger.info("exported %s", ", ".join(str(p) for p in exports))
