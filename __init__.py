@@ -33,13 +33,13 @@ def _register(group: str) -> None:
         module = importlib.import_module(f"{__name__}.nodes.{group}" if __package__ else f"nodes.{group}")
     except Exception as err:  # noqa: BLE001 - one broken group must not stop ComfyUI
         DISABLED_NODES[group] = f"{type(err).__name__}: {err}"
-        logger.warning("EchoVideo: %s nodes disabled: %s", group, DISABLED_NODES[group])
+        logger.warning("%s nodes disabled: %s", group, DISABLED_NODES[group])
         return
     for name, cls in module.NODE_CLASS_MAPPINGS.items():
         missing = _missing(getattr(cls, "REQUIRES", ()))
         if missing:
             DISABLED_NODES[name] = f"missing Python package(s): {', '.join(missing)} (pip install -r requirements.txt)"
-            logger.warning("EchoVideo: node %s disabled: %s", name, DISABLED_NODES[name])
+            logger.warning("node %s disabled: %s", name, DISABLED_NODES[name])
             continue
         NODE_CLASS_MAPPINGS[name] = cls
         NODE_DISPLAY_NAME_MAPPINGS[name] = module.NODE_DISPLAY_NAME_MAPPINGS[name]
@@ -48,6 +48,8 @@ def _register(group: str) -> None:
 def _setup() -> None:
     try:
         adapter = importlib.import_module(f"{__name__}.nodes.comfy_adapter" if __package__ else "nodes.comfy_adapter")
+        if "comfy.model_management" in sys.modules:  # loaded by ComfyUI (not by a test or a script)
+            adapter.prefix_logs("echovideo_core", __name__)  # "[EchoVideo] ..." in ComfyUI's log
         adapter.register_model_folders()
     except Exception as err:  # noqa: BLE001 - the loaders then list nothing and say where models go
         logger.warning("EchoVideo: could not register model folders: %s", err)

@@ -56,14 +56,45 @@ def frames_to_images(frames: torch.Tensor) -> torch.Tensor:
     return frames.reshape(-1, *frames.shape[2:]).float().cpu()
 
 
-def latent_preview(latents: torch.Tensor) -> torch.Tensor:
-    """A coarse (h, w, 3) picture in [-1, 1] of the first latent frame, for progress previews.
+# Latent -> RGB factors of the CogVideoX VAE's 16 latent channels (one row per channel: R, G,
+# B), for previews of latents in the DiT's space (VAE latents x scaling factor). These
+# numbers are from kijai/ComfyUI-CogVideoXWrapper, latent_preview.py (Latent2RGBPreviewer);
+# ComfyUI 0.28's own comfy/latent_formats.py CogVideoX / CogVideoX1_5 formats carry no
+# latent_rgb_factors (ComfyUI has no latent2rgb preview for CogVideoX).
+COGVIDEOX_LATENT_RGB: tuple[tuple[float, float, float], ...] = (
+    (0.11945946736445662, 0.09919175788574555, -0.004832707433877734),
+    (-0.0011977028264356232, 0.05496505130267682, 0.021321622433638193),
+    (-0.014088548986590666, -0.008701477861945644, -0.020991313281459367),
+    (0.03063921972519621, 0.12186477097625073, 0.0139593690235148),
+    (0.0927403067854673, 0.030293187650929136, 0.05083134241694003),
+    (0.0379112441305742, 0.04935199882777209, 0.058562766246777774),
+    (0.017749911959153715, 0.008839453404921545, 0.036005638019226294),
+    (0.10610119248526109, 0.02339855688237826, 0.057154257614084596),
+    (0.1273639464837117, -0.010959856130713416, 0.043268631260428896),
+    (-0.01873510946881321, 0.08220930648486932, 0.10613256772247093),
+    (0.008429116376722327, 0.07623856561000408, 0.09295712117576727),
+    (0.12938137079617007, 0.12360403483892413, 0.04478930933220116),
+    (0.04565908794779364, 0.041064156741596365, -0.017695041535528512),
+    (0.00019003240570281826, -0.013965147883381978, 0.05329669529635849),
+    (0.08082391586738358, 0.11548306825496074, -0.021464170006615893),
+    (-0.01517932393230994, -0.0057985555313003236, 0.07216646476618871),
+)
 
-    No colour model exists for this latent space: the channels are split in three groups
-    (any channel count >= 3), each group's mean becomes one RGB channel, scaled by its
-    largest magnitude. It shows layout and motion, not colours.
+
+def latent_preview(latents: torch.Tensor) -> torch.Tensor:
+    """An (h, w, 3) picture in [-1, 1] of the first latent frame of (B, F', C, h, w) latents,
+    for progress previews; any channel count C >= 1 gives three colours.
+
+    16 channels (the real CogVideoX VAE): the linear latent -> RGB map above, an
+    approximation of the decoded colours. Any other count (the tiny kit's 4): channel c goes
+    to colour c mod 3 (a colour without a channel shows the mean of all), each colour the
+    mean of its channels, scaled by the largest magnitude: layout and motion, not colours.
     """
-    frame = latents[0, 0].float()  # (C, h, w)
-    # tensor_split, not chunk: chunk(3) of 4 channels gives only 2 groups (a 2-channel image)
-    groups = torch.stack([g.mean(0) for g in frame.tensor_split(3, dim=0)], dim=-1)
-    return groups / groups.abs().amax().clamp_min(1e-6)
+    frame = torch.nan_to_num(latents[0, 0].detach().float())  # (C, h, w)
+    channels = frame.shape[0]
+    if channels == len(COGVIDEOX_LATENT_RGB):
+        factors = torch.tensor(COGVIDEOX_LATENT_RGB, dtype=frame.dtype, device=frame.device)
+        return torch.einsum("chw,ck->hwk", frame, factors).clamp(-1.0, 1.0)
+    colours = [frame[k::3] if k < channels else frame for k in range(3)]
+    rgb = torch.stack([c.mean(0) for c in colours], dim=-1)
+    return rgb / rgb.abs().amax().clamp_min(1e-6)

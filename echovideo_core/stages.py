@@ -18,9 +18,9 @@ device only inside its stage (`placement.running_on`).
 from __future__ import annotations
 
 import logging
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import torch
@@ -32,6 +32,7 @@ from echovideo_core.face_features import check_identity_image, unconditional_fac
 from echovideo_core.face_latent import FaceLatent, encode_face_latent
 from echovideo_core.geometry import latent_shape, vae_temporal_factor
 from echovideo_core.guidance import guidance_scales, uses_guidance
+from echovideo_core.hooks import Check, check_before_blocks
 from echovideo_core.numerics import FeatureRounding, feature_rounding_from
 from echovideo_core.placement import MakeRoom, running_on
 from echovideo_core.rotary import rotary_embeddings
@@ -213,9 +214,10 @@ def guidance_plan(model: EchoVideoModel, conditioning: Conditioning, settings: S
 def denoise(model: EchoVideoModel, conditioning: Conditioning, face: FaceLatent, noise: torch.Tensor,
             settings: SamplingSettings, *, generator: torch.Generator | None,
             on_step: OnStep | None = None, identity: IdentityControls = IdentityControls(),
-            model_call: ModelCall = batched_call) -> torch.Tensor:
+            model_call: ModelCall = batched_call, check: Check | None = None) -> torch.Tensor:
     """The sampling loop on a fresh scheduler; returns the final (1, F', C, h, w) float32 latents.
-    `model_call` runs the DiT for one step (sampling.ModelCall; the speed options set it)."""
+    `model_call` runs the DiT for one step (sampling.ModelCall; the speed options set it);
+    `check()` runs before every transformer block (it may raise to cancel mid-step)."""
     transformer = model.transformer
     scheduler = make_scheduler(model.scheduler.config, settings.num_inference_steps, settings.scheduler)
     rotary = None
@@ -224,16 +226,20 @@ def denoise(model: EchoVideoModel, conditioning: Conditioning, face: FaceLatent,
                                    num_frames=settings.num_frames, device=transformer.device)
     plan = guidance_plan(model, conditioning, settings, scheduler.timesteps.tolist(), identity)
     inputs = SamplingInputs(noise=noise, face_latent=face.latents, plan=plan, rotary=rotary)
-    return denoise_loop(transformer, scheduler, inputs, generator=generator, on_step=on_step, model_call=model_call)
+    with check_before_blocks(transformer.transformer_blocks, check):
+        return denoise_loop(transformer, scheduler, inputs, generator=generator, on_step=on_step,
+                            model_call=model_call)
 
 
 def sample(model: EchoVideoModel, conditioning: Conditioning, identity_image: np.ndarray,
            settings: SamplingSettings, *, generator: torch.Generator | None, on_step: OnStep | None = None,
            make_room: MakeRoom | None = None, identity: IdentityControls = IdentityControls(),
-           model_call: ModelCall = batched_call, speed: "SpeedOptions | None" = None) -> torch.Tensor:
+           model_call: ModelCall = batched_call, speed: "SpeedOptions | None" = None,
+           check: Check | None = None) -> torch.Tensor:
     """Noise -> face latent -> denoising loop: final latents (1, F', C, H/8, W/8) float32 on the CPU.
     `speed`: speed options applied for this run only (acceleration.accelerated; the model is
-    left as it was); else `model_call` runs each step."""
+    left as it was); else `model_call` runs each step. `check()` runs before every transformer
+    block (see `denoise`)."""
     settings = settings.check(vae_temporal_factor(model.vae))
     check_generator(generator)
     with running_on(model.vae, model.placement, make_room):
@@ -246,31 +252,22 @@ def sample(model: EchoVideoModel, conditioning: Conditioning, identity_image: np
             model_call = stack.enter_context(accelerated(model.transformer, speed,
                                                          num_inference_steps=settings.num_inference_steps)).model_call
         return denoise(model, conditioning, face, noise.to(model.transformer.device), settings,
-                       generator=generator, on_step=on_step, identity=identity, model_call=model_call).cpu()
+                       generator=generator, on_step=on_step, identity=identity, model_call=model_call,
+                       check=check).cpu()
 
 
 # ---- frames ---------------------------------------------------------------------------
 
-@contextmanager
-def _call_between_blocks(module: torch.nn.Module, check: Callable[[], None] | None) -> Iterator[None]:
-    """Run `check()` before every block of a VAE decoder (so a cancel stops a long decode)."""
-    if check is None:
-        yield
-        return
-    blocks = list(getattr(module, "up_blocks", [])) + [getattr(module, "conv_out", module)]
-    handles = [block.register_forward_pre_hook(lambda *_: check()) for block in blocks]
-    try:
-        yield
-    finally:
-        for handle in handles:
-            handle.remove()
+def decoder_blocks(vae: torch.nn.Module) -> list[torch.nn.Module]:
+    """The blocks of a VAE decoder between which a decode can stop."""
+    decoder = vae.decoder
+    return list(getattr(decoder, "up_blocks", [])) + [getattr(decoder, "conv_out", decoder)]
 
 
 def decode(model: EchoVideoModel, latents: torch.Tensor, *, dtype: torch.dtype = torch.float16, tiling: bool = False,
-           slicing: bool = False, check: Callable[[], None] | None = None,
+           slicing: bool = False, check: Check | None = None,
            make_room: MakeRoom | None = None) -> DecodedFrames:
     """Latents (B, F', C, h, w) -> frames (B, F, H, W, 3) float32 in [0, 1]; `check()` runs
     between decoder blocks (it may raise to cancel). The model's VAE is left untouched."""
-    with running_on(model.vae, model.placement, make_room), ExitStack() as stack:
-        stack.enter_context(_call_between_blocks(model.vae.decoder, check))
+    with running_on(model.vae, model.placement, make_room), check_before_blocks(decoder_blocks(model.vae), check):
         return decode_latents(model.vae, latents, dtype=dtype, tiling=tiling, slicing=slicing)

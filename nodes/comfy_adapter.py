@@ -78,6 +78,16 @@ def where(kind: str) -> str:
     return f"models/{kind} (outside ComfyUI set {MODELS_ENV} to a models/ folder)"
 
 
+def present(kind: str) -> str:
+    """What the folders of a kind hold, for a missing-model message."""
+    from echovideo_core.errors import folder_contents
+
+    dirs = model_dirs(kind)
+    if not dirs:
+        return f"no models/{kind} folder is known (outside ComfyUI set {MODELS_ENV})"
+    return "; ".join(f"{d}: {folder_contents(d) if d.is_dir() else 'it does not exist'}" for d in dirs)
+
+
 def weight_files(kind: str) -> list[str]:
     """Weight files of a kind, as names relative to their folder (sub-folders with '/')."""
     names: set[str] = set()
@@ -168,7 +178,11 @@ def comfy_t5_tokenizer_dir() -> Path | None:
 
 
 def _preview_maker() -> Callable[[torch.Tensor], object] | None:
-    """latents -> ComfyUI preview tuple, or None when previews are off or ComfyUI is absent."""
+    """latents -> ComfyUI preview tuple, or None when previews are off or ComfyUI is absent.
+
+    Never able to stop a run or the server: the picture is checked to be an RGB image before
+    it goes to ComfyUI (which JPEG-encodes it in its event loop), and the first failure turns
+    previews off for the rest of the run with one warning."""
     latent_preview = _optional("latent_preview")
     cli_args = _optional("comfy.cli_args")
     if latent_preview is None or cli_args is None:
@@ -178,12 +192,30 @@ def _preview_maker() -> Callable[[torch.Tensor], object] | None:
     from echovideo_core.interchange import latent_preview as picture
 
     size = getattr(latent_preview, "MAX_PREVIEW_RESOLUTION", 512)
-    return lambda latents: ("JPEG", latent_preview.preview_to_image(picture(latents).cpu()), size)
+    failed: list[str] = []
+
+    def make(latents: torch.Tensor):
+        if failed:
+            return None
+        try:
+            rgb = picture(latents).cpu()
+            if rgb.ndim != 3 or rgb.shape[-1] != 3 or min(rgb.shape[:2]) < 1:
+                raise ValueError(f"preview picture of shape {tuple(rgb.shape)} is not (h, w, 3)")
+            image = latent_preview.preview_to_image(rgb)
+            if getattr(image, "mode", "RGB") != "RGB":
+                raise ValueError(f"preview image mode {image.mode} is not RGB")
+            return ("JPEG", image, size)
+        except Exception as err:  # noqa: BLE001 - a preview must never end a run
+            failed.append(str(err))
+            logger.warning("latent previews are off for the rest of this run: %s", err)
+            return None
+
+    return make
 
 
 def step_callback(total: int) -> Callable[[int, int, torch.Tensor], None]:
     """on_step for the sampling loop: progress bar (+ preview) in ComfyUI, a log line outside;
-    checks for the user's Cancel after every step."""
+    checks for the user's Cancel after every step (and `check_interrupt` between blocks)."""
     utils = _optional("comfy.utils")
     bar = utils.ProgressBar(total) if utils is not None else None
     logger.info("EchoVideo sampling: %d steps", total)
@@ -197,6 +229,45 @@ def step_callback(total: int) -> Callable[[int, int, torch.Tensor], None]:
         check_interrupt()
 
     return on_step
+
+
+def show_in_ui(text: str) -> None:
+    """Show `text` on the running node in ComfyUI's UI (its progress text): where warnings
+    (fallbacks, a face index out of range, a cut prompt) reach the user. The warning itself
+    is logged once, by the core; outside ComfyUI this does nothing."""
+    execution = _optional("comfy_execution.utils")
+    server = _optional("server") if execution is not None else None
+    if server is None:
+        return
+    try:
+        context = execution.get_executing_context()
+        if context is not None and getattr(server.PromptServer, "instance", None) is not None:
+            server.PromptServer.instance.send_progress_text(text, context.node_id)
+    except Exception as err:  # noqa: BLE001 - a message to the UI must never end a run
+        logger.debug("could not show a message in the UI: %s", err)
+
+
+PACK_PREFIX = "[EchoVideo] "
+
+
+class _PrefixedToRoot(logging.Handler):
+    """Hands a record to the root logger's handlers (ComfyUI's console and log) with the
+    pack's name in front, so our lines are recognisable in ComfyUI's log."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        prefixed = logging.makeLogRecord({**record.__dict__, "msg": PACK_PREFIX + record.getMessage(), "args": None})
+        for handler in logging.getLogger().handlers:
+            if prefixed.levelno >= handler.level:
+                handler.handle(prefixed)
+
+
+def prefix_logs(*names: str) -> None:
+    """Route the loggers `names` (the core's and the pack's) through `_PrefixedToRoot`."""
+    for name in names:
+        named = logging.getLogger(name)
+        if not any(isinstance(h, _PrefixedToRoot) for h in named.handlers):
+            named.addHandler(_PrefixedToRoot())
+            named.propagate = False
 
 
 def placement(mode: str, swap_blocks: int = 0):

@@ -39,6 +39,8 @@ class EchoVideoFaceEncode:
         face = encode_face(face_models, images_to_photos(image), allow_no_face=allow_no_face, face_index=face_index,
                            feature_rounding=feature_rounding_from(numeric_mode), make_room=comfy.make_room)
         report = "\n".join([f"face found by: {face.method}", *face.warnings])
+        if face.warnings:
+            comfy.show_in_ui(report)
         return (face, identity_image_batch(face.identity_image), report)
 
 

@@ -42,7 +42,8 @@ def transformer_path(name: str) -> Path:
         raise MissingModelFilesError(
             f"EchoVideo model {name!r} not found. Put the released folder in {comfy.where('echovideo')}/<name>/ "
             "(transformer/, vae/, text_encoder/, tokenizer/, scheduler/, clip_visual_encoder/, face_encoder/) "
-            f"or a single transformer .safetensors in {comfy.where('diffusion_models')}"
+            f"or a single transformer .safetensors in {comfy.where('diffusion_models')} "
+            f"(now {comfy.present('echovideo')}; {comfy.present('diffusion_models')})"
         )
     return found
 
@@ -60,7 +61,7 @@ def lora_pairs(name: str, strength: float) -> list[tuple[Path, float]]:
         return []
     found = comfy.resolve("loras", name)
     if found is None:
-        raise MissingModelFilesError(f"LoRA {name!r} not found in {comfy.where('loras')}")
+        raise MissingModelFilesError(f"LoRA {name!r} not found in {comfy.where('loras')} ({comfy.present('loras')})")
     return [(found, float(strength))]
 
 
@@ -74,7 +75,8 @@ def vae_path(name: str) -> Path | None:
         return None
     found = comfy.resolve("vae", name)
     if found is None:
-        raise MissingModelFilesError(f"VAE {name!r} not found in {comfy.where('vae')} (a CogVideoX VAE .safetensors)")
+        raise MissingModelFilesError(f"VAE {name!r} not found: add a CogVideoX VAE .safetensors to {comfy.where('vae')} "
+                                     f"({comfy.present('vae')})")
     return found
 
 
@@ -92,7 +94,7 @@ def text_encoder_paths(name: str) -> tuple[Path, Path | None]:
         raise MissingModelFilesError(
             f"T5 text encoder {name!r} not found: put t5xxl_fp16.safetensors (or an fp8 variant) in "
             f"{comfy.where('text_encoders')}, or the released folder (text_encoder/ + tokenizer/) in "
-            f"{comfy.where('echovideo')}/<name>/"
+            f"{comfy.where('echovideo')}/<name>/ (now {comfy.present('text_encoders')})"
         )
     tokenizer = comfy.comfy_t5_tokenizer_dir()
     if tokenizer is None:
@@ -136,8 +138,8 @@ def labelled_path(label: str, what: str, expected: str, home: str) -> Path:
     found = comfy.resolve(kind, relative) if relative and label != NONE_FOUND else None
     if found is None:
         raise MissingModelFilesError(
-            f"{what} {label!r} not found: expected {expected} in {comfy.where(home)} "
-            f"(or in the released folder in {comfy.where('echovideo')}/<name>/)"
+            f"{what} {label!r} not found: add {expected} to {comfy.where(home)} "
+            f"(or the released folder to {comfy.where('echovideo')}/<name>/); now {comfy.present(home)}"
         )
     return found
 

@@ -65,7 +65,8 @@ class EchoVideoSampler:
                                     guidance=identity_guidance or None)
         latents = sample(model, conditioning, face.identity_image, settings, generator=seeded_generator(seed),
                          on_step=comfy.step_callback(steps), make_room=comfy.make_room, identity=identity,
-                         speed=speed_options(cache, cache_threshold, guidance_branches, attention, compile))
+                         speed=speed_options(cache, cache_threshold, guidance_branches, attention, compile),
+                         check=comfy.check_interrupt)
         comfy.release_cache()
         return ({"samples": comfy_latent_samples(latents, model.vae.config.scaling_factor)},)
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from echovideo_core.stages import encode_text
+from echovideo_core.text import MAX_SEQUENCE_LENGTH
 
 from . import comfy_adapter as comfy
 
@@ -26,6 +27,9 @@ class EchoVideoTextEncode:
 
     def encode(self, text_encoder, prompt, negative_prompt):
         text = encode_text(text_encoder, prompt, negative_prompt, make_room=comfy.make_room)
+        cut = [name for name, part in (("prompt", text.positive), ("negative prompt", text.negative)) if part.truncated]
+        if cut:
+            comfy.show_in_ui(f"{' and '.join(cut)} cut to {MAX_SEQUENCE_LENGTH} T5 tokens (the model's text length)")
         return (text, [[text.positive.embeds, {}]], [[text.negative.embeds, {}]])
 
 

@@ -13,7 +13,7 @@ import comfy_harness as harness
 
 STUB_DIR = Path(__file__).parent / "comfy_stub"
 STUB_MODULES = ("folder_paths", "latent_preview", "comfy", "comfy.utils", "comfy.model_management", "comfy.cli_args",
-                "comfy.model_patcher")
+                "comfy.model_patcher", "server", "comfy_execution", "comfy_execution.utils")
 MODELS_ENV = "ECHOVIDEO_COMFY_MODELS"
 # Each test module that imports a fixture gets its own copy of it, even session-scoped ones:
 # the expensive results are kept here so that the kit is written and the workflow run once.
@@ -55,7 +55,12 @@ def comfy_stub(tiny_kit):
         import comfy.cli_args  # noqa: F401 (imported here so tests can reach it)
         import comfy.model_management as model_management
         import comfy.utils as utils
+        import comfy_execution.utils as execution
         import folder_paths
+        import server
+
+        server.PromptServer.instance.texts.clear()
+        execution.CURRENT = execution.ExecutionContext(prompt_id="p", node_id="5", list_index=None)
 
         folder_paths.models_dir = str(tiny_kit)
         folder_paths.folder_names_and_paths.clear()

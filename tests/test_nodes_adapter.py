@@ -68,12 +68,19 @@ def test_previews_are_skipped_when_comfyui_turns_them_off(comfy_stub, basic_run)
     assert [preview for _, _, preview in comfy_stub["comfy.utils"].UPDATES] == [None, None]
 
 
-def test_cancel_stops_sampling_within_one_step(comfy_stub, basic_run):
+def test_cancel_is_checked_before_every_transformer_block_and_after_every_step(comfy_stub, basic_run):
+    blocks = len(basic_run["1"][0].transformer.transformer_blocks)
+    run_sampler(basic_run, steps=3)
+    assert comfy_stub["comfy.model_management"].CHECKS == 3 * (blocks + 1)
+
+
+def test_cancel_stops_sampling_inside_the_first_step(comfy_stub, basic_run):
     model_management = comfy_stub["comfy.model_management"]
-    model_management.INTERRUPT_AFTER = 2
+    model_management.INTERRUPT_AFTER = 1  # the first check: before the first transformer block
     with pytest.raises(model_management.InterruptProcessingException):
         run_sampler(basic_run, steps=10)
-    assert len(comfy_stub["comfy.utils"].UPDATES) == 2
+    assert comfy_stub["comfy.utils"].UPDATES == [] and model_management.CHECKS == 1
+    assert not basic_run["1"][0].transformer.transformer_blocks[0]._forward_pre_hooks  # the hooks are gone
 
 
 def test_cancel_stops_decoding(comfy_stub, basic_run):
