@@ -7,7 +7,8 @@ runs to completion through /prompt (and through `comfy run` when comfy-cli is in
 that a bad size fails with a clear message while the server keeps working, and that our
 models are unloaded by ComfyUI's model management on POST /free (the server logs at DEBUG
 for that: ComfyUI names each model it unloads only there).
-COMFYUI_PYTHON picks the interpreter of ComfyUI's environment (default: this one).
+COMFYUI_PYTHON picks the interpreter of ComfyUI's environment (default: this one). Latent
+previews are on (`--preview-method auto`, and per prompt through `extra_data`).
 """
 from __future__ import annotations
 
@@ -75,9 +76,11 @@ def server(tmp_path_factory):
     shutil.copyfile(models / "facexlib" / "parsing_bisenet.pth", models / "facexlib" / "parser_only" / "parsing_bisenet.pth")
     (root / "output").mkdir()
     link = Path(COMFYUI_DIR) / "custom_nodes" / LINK_NAME
-    created = not link.exists()
+    created = not link.exists() and not link.is_symlink()
     if created:
         link.symlink_to(harness.PACK_ROOT, target_is_directory=True)
+    elif link.resolve() != harness.PACK_ROOT:  # never test another checkout's pack by mistake
+        pytest.fail(f"{link} is {link.resolve()}, not this checkout ({harness.PACK_ROOT}): use another ComfyUI tree")
     port = _free_port()
     command = [os.environ.get("COMFYUI_PYTHON", sys.executable), "main.py", "--listen", "127.0.0.1", "--port", str(port),
                "--cpu", "--extra-model-paths-config", str(config), "--input-directory", str(root / "input"),
@@ -108,9 +111,10 @@ def server(tmp_path_factory):
             link.unlink()
 
 
-def _run(server: dict, workflow: dict) -> dict:
+def _run(server: dict, workflow: dict, **extra_data) -> dict:
     """Queue a prompt and wait for its history entry; returns it (or the validation error)."""
-    answer = _post(f"{server['base']}/prompt", {"prompt": workflow, "client_id": str(uuid.uuid4())})
+    answer = _post(f"{server['base']}/prompt", {"prompt": workflow, "client_id": str(uuid.uuid4()),
+                                                "extra_data": extra_data})
     if "prompt_id" not in answer:
         return {"validation": answer}
     deadline = time.time() + RUN_TIMEOUT_S
@@ -145,6 +149,29 @@ def test_api_workflow_runs_to_completion_through_prompt(server, name):
     assert entry.get("status", {}).get("status_str") == "success", entry
     videos = list((server["root"] / "output").rglob("*.mp4"))
     assert any(name.split("_", 1)[1] in str(v) for v in videos), videos
+
+
+@pytest.mark.parametrize("method", ["latent2rgb", "auto"])
+def test_a_prompt_with_latent_previews_finishes_and_the_server_keeps_working(server, method):
+    """The tiny kit's 4-channel latents once killed the server through the JPEG encoder."""
+    workflow = json.loads((harness.WORKFLOWS / "api" / "echovideo_basic.json").read_text())
+    workflow["8"]["inputs"].update(seed=len(method), steps=3)
+    offset = len(server["log"].read_text())
+    entry = _run(server, workflow, preview_method=method)
+    assert entry["status"]["status_str"] == "success", entry
+    assert _get(f"{server['base']}/system_stats")["system"]  # still answering
+    log = _log_since(server, offset)
+    assert "latent previews are off" not in log and "Traceback" not in log, log[-3000:]
+
+
+def test_the_face_report_is_shown_and_the_packs_warnings_carry_its_name(server):
+    workflow = json.loads((harness.WORKFLOWS / "api" / "echovideo_basic.json").read_text())
+    workflow["8"]["inputs"]["seed"] = 77
+    entry = _run(server, workflow)
+    report = [n for n, v in workflow.items() if v["class_type"] == "PreviewAny"][0]
+    shown = entry["outputs"][report]["text"][0]
+    assert shown.startswith("face found by: retinaface") and "insightface found no face" in shown
+    assert "[EchoVideo] insightface found no face" in server["log"].read_text()
 
 
 def test_bad_size_is_a_clear_error_and_the_server_keeps_working(server):

@@ -129,6 +129,12 @@ def test_an_invalid_transformer_config_names_the_file(tmp_path):
         load_transformer(folder)
 
 
+def test_a_warning_about_the_settings_is_logged_once_per_call(pipe, face, caplog):
+    with caplog.at_level(logging.WARNING):
+        call(pipe, face, num_frames=5, num_inference_steps=1)
+    assert caplog.text.count("gives an even latent frame count") == 1
+
+
 def test_unknown_mode_is_rejected(pipe, face):
     with pytest.raises(InvalidInputError, match="mode must be one of"):
         call(pipe, face, mode="fast")

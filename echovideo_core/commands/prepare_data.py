@@ -67,13 +67,9 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from echovideo_core.commands.generate import pick_device
-    from echovideo_core.loading.components import check_released_folder
-    from echovideo_core.loading.face import find_face_models
     from echovideo_core.training.prepare import load_encoders, prepare_dataset
 
     device = pick_device(args.device)
-    check_released_folder(args.model, ["vae", "text_encoder", "tokenizer", "siglip"])
-    find_face_models(args.face_models)
     dtype = torch.bfloat16 if args.dtype == "bfloat16" else torch.float32
     encoders = load_encoders(args.model, args.face_models, device=device, dtype=dtype)
     report = prepare_dataset(entries, args.out, encoders, settings, progress=True)

@@ -284,6 +284,7 @@ def load_encoders(model_dir: str | Path, face_models: str | Path, *, device: str
 
     root = Path(model_dir)
     check_released_folder(root, ["vae", "text_encoder", "tokenizer", "siglip"])
+    face = FacePreparer(face_models)  # the small models first: a missing one fails before T5 loads
     siglip = load_siglip(root, dtype)
     siglip.model.to(device)
     return Encoders(
@@ -291,5 +292,5 @@ def load_encoders(model_dir: str | Path, face_models: str | Path, *, device: str
         text_encoder=load_t5(root / "text_encoder", dtype).to(device),
         vae=load_vae(root / "vae", torch.float32).to(device),
         siglip=siglip,
-        face=FacePreparer(face_models),
+        face=face,
     )
