@@ -10,13 +10,23 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from echovideo_core.errors import EchoVideoError, OutputPathError
+from echovideo_core.errors import EchoVideoError, OutputExistsError, OutputPathError
 from echovideo_core.paths import os_error_reason
+
+
+def _disk_error(err: BaseException, what: str, path: Path) -> OutputPathError | None:
+    """A system error while writing (disk full, read-only, permission) as the library's error
+    naming the target; None for anything else (it is re-raised as it is)."""
+    if isinstance(err, OSError) and not isinstance(err, EchoVideoError):
+        return OutputPathError(f"cannot write {what}: {os_error_reason(err)}", path=path)
+    return None
 
 
 @contextmanager
@@ -28,13 +38,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, path)
-    except OSError as err:
+    except BaseException as err:  # Ctrl-C and ComfyUI's interrupt too: clean up, then re-raise
         tmp.unlink(missing_ok=True)
-        if isinstance(err, EchoVideoError):
-            raise
-        raise OutputPathError(f"cannot write {path}: {os_error_reason(err)}", path=path) from err
-    except BaseException:  # Ctrl-C and ComfyUI's interrupt too: clean up, then re-raise
-        tmp.unlink(missing_ok=True)
+        if (disk := _disk_error(err, str(path), path)) is not None:
+            raise disk from err
         raise
 
 
@@ -57,11 +64,6 @@ def staged_files(root: str | os.PathLike, *, overwrite: bool = False) -> Iterato
     A file that exists already is refused unless `overwrite` (checked for every file before
     the first one moves, so a refusal changes nothing). The staging folder is always removed.
     """
-    import shutil
-    import tempfile
-
-    from echovideo_core.errors import OutputExistsError
-
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".echovideo-staging-", dir=root))
@@ -76,9 +78,9 @@ def staged_files(root: str | os.PathLike, *, overwrite: bool = False) -> Iterato
         for name in files:
             (root / name).parent.mkdir(parents=True, exist_ok=True)
             os.replace(staging / name, root / name)
-    except OSError as err:
-        if isinstance(err, EchoVideoError):
-            raise
-        raise OutputPathError(f"cannot write in {root}: {os_error_reason(err)}", path=root) from err
+    except BaseException as err:
+        if (disk := _disk_error(err, f"in {root}", root)) is not None:
+            raise disk from err
+        raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)

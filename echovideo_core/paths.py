@@ -44,11 +44,13 @@ def _named(argument: str | None, path: Path) -> str:
 
 def human_bytes(count: float) -> str:
     """1536 -> '1.5 KiB' (for messages)."""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if count < 1024 or unit == "TiB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+    if count < 1024:
+        return f"{count:.0f} B"
+    for unit in ("KiB", "MiB", "GiB"):
         count /= 1024
-    raise AssertionError("unreachable")
+        if count < 1024:
+            return f"{count:.1f} {unit}"
+    return f"{count / 1024:.1f} TiB"
 
 
 # ---- inputs ------------------------------------------------------------------------------
