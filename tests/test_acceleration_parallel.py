@@ -86,11 +86,11 @@ def test_cfg_plus_ulysses_on_four_processes_gives_the_one_process_latents_to_rou
     assert np.abs(np.load(tmp_path / "both.npy") - one_process[0]).max() <= FLOAT32_ROUNDING
 
 
-def test_parallel_without_torchrun_is_one_line_saying_how_to_launch(identity_files, tmp_path, caplog):
+def test_parallel_without_torchrun_is_one_line_saying_how_to_launch(identity_files, tmp_path, capsys):
     assert main(generate_args(identity_files, tmp_path, "x", "--parallel", "cfg")) == 2
-    assert "torchrun --nproc-per-node" in caplog.text and not (tmp_path / "x.npy").exists()
+    assert "torchrun --nproc-per-node" in capsys.readouterr().err and not (tmp_path / "x.npy").exists()
 
 
-def test_magcache_without_ratios_stops_before_loading(identity_files, tmp_path, caplog):
+def test_magcache_without_ratios_stops_before_loading(identity_files, tmp_path, capsys):
     assert main(generate_args(identity_files, tmp_path, "x", "--cache", "magcache:0.1")) == 2
-    assert "needs magnitude ratios calibrated" in caplog.text
+    assert "needs magnitude ratios calibrated" in capsys.readouterr().err

@@ -97,18 +97,19 @@ def test_eval_batch_reads_a_jsonl_manifest_with_paths_relative_to_it(face_models
     assert data["summary"]["identity_average"] == pytest.approx(data["videos"][0]["identity_average"])
 
 
-def test_eval_refuses_to_replace_an_existing_output_before_loading_anything(face_models_dir, tmp_path, caplog):
+def test_eval_refuses_to_replace_an_existing_output_before_loading_anything(face_models_dir, tmp_path, capsys):
     out = tmp_path / "v.json"
     out.write_text("mine")
     video, face = write_video(tmp_path / "v.mp4", count=2), write_photo(tmp_path / "face.png")
     assert main(["eval", "--video", str(video), "--face", str(face), "--face-models", str(face_models_dir),
                  "--json", str(out)]) == 2
-    assert "v.json exists; pass --overwrite" in caplog.text and out.read_text() == "mine"
+    assert "v.json exists; pass --overwrite" in capsys.readouterr().err and out.read_text() == "mine"
 
 
-def test_eval_reports_a_reference_photo_without_a_face_in_one_line(face_models_dir, tmp_path, caplog):
+def test_eval_reports_a_reference_photo_without_a_face_in_one_line(face_models_dir, tmp_path, capsys):
     blank = tmp_path / "blank.png"
     Image.new("RGB", (64, 64), (128, 128, 128)).save(blank)
     video = write_video(tmp_path / "v.mp4", count=2)
     assert main(["eval", "--video", str(video), "--face", str(blank), "--face-models", str(face_models_dir)]) == 2
-    assert "no face found in the photo" in caplog.text
+    error = capsys.readouterr().err.splitlines()
+    assert len(error) == 1 and error[0].startswith("echovideo eval: no face found in the photo")

@@ -76,17 +76,18 @@ def _targets(args: argparse.Namespace) -> list[Path]:
 
 
 def _check_inputs(args: argparse.Namespace) -> list[Path]:
-    from echovideo_core.errors import InvalidInputError
+    from echovideo_core.errors import MissingInputError
+    from echovideo_core.paths import check_input_file, check_input_folder, check_output_file
 
     targets = _targets(args)
-    for option, path in (("--video", args.video), ("--face", args.face), ("--batch", args.batch)):
-        if path is not None and not path.exists():
-            raise InvalidInputError(f"{option} {path}: not found")
-    if not args.face_models.is_dir():
-        raise InvalidInputError(f"--face-models {args.face_models}: not a folder")
+    for option, path in (("--video", args.video), ("--face", args.face)):
+        if path is not None:
+            check_input_file(path, option)
+    if args.batch is not None and not args.batch.exists():
+        raise MissingInputError(f"--batch {args.batch}: no such folder or manifest", path=args.batch)
+    check_input_folder(args.face_models, "--face-models")
     for path in targets:
-        if path.exists() and not args.overwrite:
-            raise FileExistsError(f"{path} exists; pass --overwrite to replace it")
+        check_output_file(path, overwrite=args.overwrite, create_parents=True)
     return targets
 
 
@@ -175,13 +176,6 @@ def run_batch(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from echovideo_core.errors import EchoVideoError
-
-    try:
-        _check_inputs(args)
-        line = run_single(args) if args.video is not None else run_batch(args)
-    except (EchoVideoError, FileNotFoundError, FileExistsError) as err:  # the user's mistakes: one line
-        logger.error("%s", err)
-        return 2
-    print(line)
+    _check_inputs(args)  # a mistake is one line, from the CLI's error boundary
+    print(run_single(args) if args.video is not None else run_batch(args))
     return 0

@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image
 
 from echovideo_core.atomic import atomic_path
+from echovideo_core.paths import check_output_file
 from echovideo_core.evaluation.evaluate import VideoEvaluation
 
 SIZE_INCHES = (9.6, 4.8)
@@ -106,9 +107,7 @@ def study_plot(summaries: dict[str, dict], title: str = "") -> np.ndarray:
 
 def save_plot(picture: np.ndarray, path: str | Path, overwrite: bool = False) -> Path:
     """Write the plot as PNG, atomically; an existing file is kept unless `overwrite`."""
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass --overwrite to replace it")
+    path = check_output_file(path, overwrite=overwrite)
     with atomic_path(path) as tmp:
         Image.fromarray(picture).save(tmp, format="PNG")
     return path
