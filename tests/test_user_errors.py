@@ -247,6 +247,16 @@ def invalid_flag_cases(inputs: Path) -> list[tuple[list[str], str]]:
         (["train", "--config", str(inputs / "unknown.yaml")], "max_stepz"),
         (["train", "--config", str(inputs / "unknown.yaml"), "--max-steps", "0"], "--max-steps"),
         (["--threads", "0", *face], "--threads"),
+        (["eval", "--video", str(inputs / "none.mp4"), "--face", str(inputs / "id.png"), "--face-models", str(inputs)],
+         "--video"),
+        (["eval", "--video", str(inputs / "a_file"), "--face", str(inputs / "id.png"), "--face-models",
+          str(inputs / "none")], "--face-models"),
+        (["eval", "--batch", str(inputs / "clips"), "--face-models", str(inputs), "--csv", str(inputs / "a_file")],
+         "a_file"),
+        (generate(inputs, "--identity-strength", "nan"), "--identity-strength"),
+        (generate(inputs, "--identity-guidance", "-1"), "--identity-guidance"),
+        (generate(inputs, "--identity-steps", "9:2"), "--identity-steps"),
+        (generate(inputs, "--cache", "warp:1"), "--cache"),
     ]
     return cases
 
