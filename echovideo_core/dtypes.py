@@ -2,28 +2,41 @@
 
 Canonical short names (`bf16`, `fp16`, `fp32`, as ComfyUI users know them) and the long
 torch spellings (`bfloat16`, `float16`, `float32`) are both accepted everywhere. The names
-need no torch (the CLI lists them before importing it); torch is imported to build a dtype.
+need no torch (the CLI lists them before importing it); `PRECISIONS`, the {name: torch
+dtype} table, is built when first used (it imports torch).
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from echovideo_core.errors import InvalidInputError
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
+    PRECISIONS: dict[str, torch.dtype]
+
 TORCH_NAMES: dict[str, str] = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
-PRECISIONS: tuple[str, ...] = tuple(TORCH_NAMES)
+PRECISION_NAMES: tuple[str, ...] = tuple(TORCH_NAMES)
 LONG_NAMES: dict[str, str] = {long: short for short, long in TORCH_NAMES.items()}
-DTYPE_NAMES: tuple[str, ...] = PRECISIONS + tuple(LONG_NAMES)
+DTYPE_NAMES: tuple[str, ...] = PRECISION_NAMES + tuple(LONG_NAMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "PRECISIONS":  # {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+        import torch
+
+        table = {short: getattr(torch, long) for short, long in TORCH_NAMES.items()}
+        globals()[name] = table
+        return table
+    raise AttributeError(f"module 'echovideo_core.dtypes' has no attribute {name!r}")
 
 
 def dtype_from_name(name: str | torch.dtype, *, what: str = "precision") -> torch.dtype:
     """"bf16" / "bfloat16" / torch.bfloat16 ... -> the torch dtype (InvalidInputError naming `what`)."""
     import torch
 
-    dtypes = {short: getattr(torch, long) for short, long in TORCH_NAMES.items()}
+    dtypes = __getattr__("PRECISIONS")
     if isinstance(name, torch.dtype) and name in dtypes.values():
         return name
     key = LONG_NAMES.get(name, name) if isinstance(name, str) else None

@@ -257,6 +257,11 @@ def invalid_flag_cases(inputs: Path) -> list[tuple[list[str], str]]:
         (generate(inputs, "--identity-guidance", "-1"), "--identity-guidance"),
         (generate(inputs, "--identity-steps", "9:2"), "--identity-steps"),
         (generate(inputs, "--cache", "warp:1"), "--cache"),
+        (generate(inputs, "--offload", "gpu"), "--offload"),
+        (["convert", "--model", str(tiny_model_dir()), "--to", "int4", "--out", str(inputs / "c.gguf")], "int4"),
+        (["convert", "--model", str(tiny_model_dir()), "--to", "fp8", "--out", str(inputs / "a_file")], "--out"),
+        (["export-native", str(tiny_model_dir()), str(inputs / "a_file")], "OUT"),
+        (["export-native", str(inputs / "none"), str(inputs / "n.safetensors")], "none"),
     ]
     return cases
 

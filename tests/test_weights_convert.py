@@ -110,12 +110,12 @@ def test_the_command_writes_the_file_and_says_so(tmp_path, tiny_folder, capsys):
     assert isinstance(transformer_from_source(GGUFSource(out)).transformer_blocks[0].ff.net[2], GGUFLinear)
 
 
-def test_the_command_lists_the_targets_for_an_unknown_one(tmp_path, tiny_folder, caplog):
+def test_the_command_lists_the_targets_for_an_unknown_one(tmp_path, tiny_folder, capsys):
     assert main(["convert", "--model", str(tiny_folder), "--to", "int4", "--out", str(tmp_path / "e.gguf")]) == 2
-    assert "choose one of fp8, gguf-q8_0, gguf-q5_k, gguf-q4_k" in caplog.text
+    assert "choose one of fp8, gguf-q8_0, gguf-q5_k, gguf-q4_k" in capsys.readouterr().err
 
 
-def test_the_command_names_a_missing_model_folder(tmp_path, caplog):
+def test_the_command_names_a_missing_model_folder(tmp_path, capsys):
     assert main(["convert", "--model", str(tmp_path / "nowhere"), "--to", "fp8", "--out", str(tmp_path / "e.safetensors")]) == 2
-    assert f"no file or folder at {tmp_path / 'nowhere'}" in caplog.text
+    assert f"no file or folder at {tmp_path / 'nowhere'}" in capsys.readouterr().err
     assert not (tmp_path / "e.safetensors").exists()

@@ -15,9 +15,6 @@ import argparse
 import logging
 from pathlib import Path
 
-from echovideo_core.errors import InvalidInputError, MissingModelFilesError
-from echovideo_core.errors import CheckpointMismatchError
-from echovideo_core.weights.formats import CONVERT_TARGETS
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", type=Path, required=True,
                         help="released EchoVideo folder (or its transformer/), or one of our single .safetensors files")
     parser.add_argument("--to", required=True, metavar="TARGET",
-                        help="; ".join(f"{name}: {TARGET_HELP[name]}" for name in CONVERT_TARGETS))
+                        help="; ".join(f"{name}: {text}" for name, text in TARGET_HELP.items()))
     parser.add_argument("--out", type=Path, required=True, help="output file (.safetensors for fp8, .gguf for GGUF)")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     parser.set_defaults(run=run)
@@ -47,17 +44,13 @@ def run(args: argparse.Namespace) -> int:
     from echovideo_core.weights.convert import check_output, convert_transformer
 
     logging.getLogger("gguf").setLevel(logging.WARNING)  # its writer's INFO lines name our temporary file
-    try:
-        check_output(args.to, args.out, args.overwrite)  # before opening any model file
-        with tqdm(desc=f"converting to {args.to}", unit="tensor") as bar:
-            def on_tensor(done: int, total: int) -> None:
-                bar.total = total
-                bar.update(done - bar.n)
+    check_output(args.to, args.out, args.overwrite)  # before opening any model file; mistakes: the CLI's one line
+    with tqdm(desc=f"converting to {args.to}", unit="tensor") as bar:
+        def on_tensor(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
 
-            result = convert_transformer(args.model, args.to, args.out, overwrite=args.overwrite, on_tensor=on_tensor)
-    except (InvalidInputError, FileExistsError, MissingModelFilesError, FileNotFoundError, CheckpointMismatchError) as err:
-        logger.error("%s", err)
-        return 2
+        result = convert_transformer(args.model, args.to, args.out, overwrite=args.overwrite, on_tensor=on_tensor)
     print(f"wrote {result.out}: {result.target}, {result.tensors} tensors ({result.low_bit} low-bit, the rest bf16), "
           f"{result.bytes / 1e9:.2f} GB")
     return 0

@@ -11,7 +11,9 @@ import json
 import logging
 from pathlib import Path
 
-from echovideo_core.dtypes import PRECISIONS
+from echovideo_core.dtypes import PRECISION_NAMES, dtype_from_name
+from echovideo_core.errors import InvalidInputError
+from echovideo_core.paths import check_output_file
 
 logger = logging.getLogger(__name__)
 
@@ -21,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    description=__doc__)
     parser.add_argument("transformer", type=Path, help="released transformer/ folder, released root, or a single file")
     parser.add_argument("out", type=Path, help="the .safetensors to write (e.g. ComfyUI/models/diffusion_models/echovideo_transformer_native.safetensors)")
-    parser.add_argument("--dtype", choices=tuple(PRECISIONS), default="bf16", help="weight precision (default bf16, as released)")
+    parser.add_argument("--dtype", choices=PRECISION_NAMES, default="bf16", help="weight precision (default bf16, as released)")
     parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     parser.set_defaults(run=run)
 
@@ -33,11 +35,10 @@ def export_native(transformer: Path, out: Path, dtype_name: str = "bf16", overwr
     from echovideo_core.loading import CONFIG_METADATA_KEY, infer_config, read_transformer_weights
     from echovideo_core.native_layout import to_native_layout
 
-    if out.exists() and not overwrite:  # fail before the long part
-        raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
+    check_output_file(out, "OUT", overwrite=overwrite, create_parents=True)  # fail before the long part
     if out.suffix != ".safetensors":
-        raise ValueError(f"{out}: the output must be a .safetensors file")
-    dtype = PRECISIONS[dtype_name]
+        raise InvalidInputError(f"OUT {out}: the output must be a .safetensors file")
+    dtype = dtype_from_name(dtype_name)
     state, config = read_transformer_weights(transformer, dtype=dtype)
     config = {k: v for k, v in (config or infer_config(state)).items() if not k.startswith("_")}
     native = {k: v.contiguous() for k, v in to_native_layout(state).items()}
@@ -48,12 +49,6 @@ def export_native(transformer: Path, out: Path, dtype_name: str = "bf16", overwr
 
 
 def run(args: argparse.Namespace) -> int:
-    from echovideo_core.errors import CheckpointMismatchError
-
-    try:
-        out = export_native(args.transformer, args.out, args.dtype, args.overwrite)
-    except (FileNotFoundError, FileExistsError, ValueError, CheckpointMismatchError) as err:
-        logger.error("%s", err)
-        return 2
+    out = export_native(args.transformer, args.out, args.dtype, args.overwrite)  # mistakes: the CLI's one line
     print(f"wrote {out} ({args.dtype}, ComfyUI core key layout + EchoVideo identity layers)")
     return 0

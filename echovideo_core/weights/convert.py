@@ -25,6 +25,7 @@ from gguf import GGMLQuantizationType
 from echovideo_core.atomic import atomic_path
 from echovideo_core.errors import InvalidInputError
 from echovideo_core.loading import CONFIG_METADATA_KEY, build_on_meta
+from echovideo_core.paths import check_output_file
 from echovideo_core.weights.formats import CONVERT_TARGETS, GGUF_SUFFIX, WeightsFormat, weights_format
 from echovideo_core.weights.fp8 import FP8_DTYPE, MARKER_KEY, SCALE_SUFFIXES
 from echovideo_core.weights.gguf_files import PlannedTensor, gguf_float_type, write_gguf
@@ -59,10 +60,7 @@ def check_output(target: str, out: Path, overwrite: bool) -> WeightsFormat:
     wanted = GGUF_SUFFIX if fmt.gguf_type else ".safetensors"
     if out.suffix.lower() != wanted:
         raise InvalidInputError(f"--out {out}: a {target} file must end in {wanted}")
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
-    if not out.parent.is_dir():
-        raise InvalidInputError(f"--out {out}: folder {out.parent} does not exist")
+    check_output_file(out, "--out", overwrite=overwrite)
     return fmt
 
 
