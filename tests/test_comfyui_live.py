@@ -168,7 +168,8 @@ def test_the_face_report_is_shown_and_the_packs_warnings_carry_its_name(server):
     workflow = json.loads((harness.WORKFLOWS / "api" / "echovideo_basic.json").read_text())
     workflow["8"]["inputs"]["seed"] = 77
     entry = _run(server, workflow)
-    report = [n for n, v in workflow.items() if v["class_type"] == "PreviewAny"][0]
+    face_encode = next(n for n, v in workflow.items() if v["class_type"] == "EchoVideoFaceEncode")
+    report = next(n for n, v in workflow.items() if v["class_type"] == "PreviewAny" and v["inputs"]["source"][0] == face_encode)
     shown = entry["outputs"][report]["text"][0]
     assert shown.startswith("face found by: retinaface") and "insightface found no face" in shown
     assert "[EchoVideo] insightface found no face" in server["log"].read_text()
