@@ -7,8 +7,9 @@ affects the part that needs it.
 """
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from echovideo_core.lazy_exports import lazy_getattr
 
 __version__ = "0.1.0"
 
@@ -36,10 +37,4 @@ if TYPE_CHECKING:  # pragma: no cover
     from echovideo_core.transformer import ARCFACE_ROWS, EchoVideoTransformer3DModel
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'echovideo_core' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(globals(), _EXPORTS)

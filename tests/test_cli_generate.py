@@ -182,6 +182,7 @@ def test_generate_reads_a_converted_gguf_transformer_file(identity_files, tmp_pa
     assert read_video(tmp_path / "g.mp4").shape == (9, 64, 96, 3)
 
 
-def test_a_missing_transformer_file_is_named_before_loading(identity_files, tmp_path, caplog):
+def test_a_missing_transformer_file_is_named_before_loading(identity_files, tmp_path, capsys):
     assert main(generate_args(identity_files, tmp_path / "x.mp4", "--transformer-file", str(tmp_path / "no.gguf"))) == 2
-    assert "--transformer-file" in caplog.text and "no.gguf" in caplog.text
+    error = capsys.readouterr().err
+    assert "--transformer-file" in error and "no.gguf" in error

@@ -7,8 +7,9 @@ The names are imported when first used, so that the CLI can declare the speed fl
 """
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from echovideo_core.lazy_exports import lazy_getattr
 
 _EXPORTS: dict[str, str] = {
     "Acceleration": "echovideo_core.acceleration.apply",
@@ -31,10 +32,4 @@ if TYPE_CHECKING:  # pragma: no cover
                                                      parse_cache, parse_guidance_branches, parse_parallel)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'echovideo_core.acceleration' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(globals(), _EXPORTS)

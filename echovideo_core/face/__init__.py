@@ -9,8 +9,7 @@ insightface or torch until a name that needs them is used.
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from echovideo_core.lazy_exports import lazy_getattr
 
 _EXPORTS: dict[str, str] = {
     "FacePreparer": "echovideo_core.face.prepare",
@@ -37,10 +36,4 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'echovideo_core.face' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(globals(), _EXPORTS)
