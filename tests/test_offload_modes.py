@@ -63,3 +63,20 @@ def test_on_a_gpu_swapped_blocks_wait_on_the_cpu_and_the_rest_on_the_gpu(tiny_tr
     enable_block_swap(model, 1, "cuda", "cpu")
     assert model.transformer_blocks[0].norm1.linear.weight.device.type == "cpu"
     assert model.patch_embed.proj.weight.device.type == "cuda"
+
+
+def test_freeing_the_encoders_keeps_the_numbers_and_drops_t5_and_siglip(resident):
+    pipe = EchoVideoPipeline.from_pretrained(tiny_model_dir(), device="cpu")
+    image, arcface = tiny_inputs()
+    out = pipe(image, arcface, **TINY_CALL, output_type="latent", generator=torch.Generator().manual_seed(2),
+               free_encoders=True)
+    assert torch.equal(out.latents, resident)
+    assert pipe.text_encoder is None and pipe.siglip is None
+
+
+def test_a_pipeline_whose_encoders_were_freed_says_so_when_asked_to_encode():
+    from echovideo_core.errors import MissingModelFilesError
+
+    pipe = EchoVideoPipeline.from_pretrained(tiny_model_dir(), device="cpu").free_encoders()
+    with pytest.raises(MissingModelFilesError, match="free_encoders"):
+        pipe.encode_prompt("a person")

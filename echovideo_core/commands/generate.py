@@ -114,6 +114,9 @@ def add_memory_options(parser: argparse.ArgumentParser) -> None:
                             "e.g. from `echovideo convert`)")
     group.add_argument("--t5-weights", default=None, metavar="FORMAT",
                        help="store T5's encoder blocks as fp8 or int8 (about 9.5 GB -> 5 GB)")
+    group.add_argument("--free-encoders", action="store_true",
+                       help="drop T5 and SigLIP once the prompt and the face are encoded, before denoising "
+                            "(the face models are always dropped after face preparation)")
 
 
 def _offload(text: str) -> str:
@@ -325,7 +328,8 @@ def generate_video(args: argparse.Namespace, model_dir: Path, identity, arcface)
                        vae_tiling=args.vae_tiling, vae_slicing=args.vae_slicing,
                        generator=seeded_generator(args.seed), mode=args.mode,
                        decode_dtype=decode_dtype, callback=lambda step, total, latents: bar.update(1),
-                       output_type="np" if setup.writes_outputs else "latent", model_call=speed.model_call)
+                       output_type="np" if setup.writes_outputs else "latent", model_call=speed.model_call,
+                       free_encoders=args.free_encoders)
     if not setup.writes_outputs:
         return ""
     frames = out.frames[0]
