@@ -15,6 +15,10 @@ WEIGHTS_TIP = ("How the DiT's large layers wait in memory; they compute in `prec
                "(needs torchao), ~0.54x; gguf-q8_0 / q5_k / q4_k: quantised while loading, Q4_K ~0.35x. Low-bit "
                "changes the numbers a little (docs/weights.md); LoRAs need default.")
 
+T5_STORAGE = ("default", "fp8", "int8")
+T5_WEIGHTS_TIP = ("How T5's encoder blocks wait in memory (~9.5 GB in bf16); they compute in `precision`. fp8 / int8 "
+                  "(needs torchao): about 5 GB, the prompt embedding changes a little (docs/weights.md).")
+
 
 def storage_weights(choice: str) -> str | None:
     """The widget's choice as a weights format (None: precision / as stored); "fp8_e4m3fn" is
@@ -82,12 +86,17 @@ class EchoVideoTextEncoderLoader:
             "text_encoder": (choices.text_encoder_choices(), {"tooltip": "Released folder in models/echovideo/ or a T5 file in models/text_encoders/."}),
             "precision": PRECISION,
             "placement": (list(PLACEMENTS), {"default": "model_offload", "tooltip": PLACEMENT_TIP}),
+        }, "optional": {
+            "weight_storage": (list(T5_STORAGE), {"default": "default", "tooltip": T5_WEIGHTS_TIP}),
         }}
 
-    def load(self, text_encoder, precision, placement):
+    def load(self, text_encoder, precision, placement, weight_storage="default"):
+        if weight_storage not in T5_STORAGE:
+            raise InvalidInputError(f"weight_storage must be one of {', '.join(T5_STORAGE)}; got {weight_storage!r}")
         source, tokenizer = choices.text_encoder_paths(text_encoder)
         return (load_text_encoder_bundle(source, tokenizer_dir=tokenizer, dtype=precision_dtype(precision),
-                                         placement=comfy.placement(placement)),)
+                                         placement=comfy.placement(placement),
+                                         weights=None if weight_storage == "default" else weight_storage),)
 
 
 class EchoVideoFaceModelsLoader:

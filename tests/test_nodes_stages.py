@@ -200,3 +200,15 @@ def test_sampler_speed_inputs_reach_the_speed_options(basic_run):
                                 guidance_branches="sequential")[0]["samples"]
     assert torch.equal(exact_cache, plain)
     torch.testing.assert_close(sequential, plain, atol=1e-5, rtol=0)
+
+
+def test_the_t5_loader_stores_the_encoder_blocks_in_fp8_when_asked(tiny_kit):
+    from echovideo_core.weights.fp8 import Fp8Linear
+
+    bundle = node("EchoVideoTextEncoderLoader").load("EchoVideo", "fp32", "cpu", "fp8")[0]
+    assert isinstance(bundle.model.encoder.block[0].layer[0].SelfAttention.q, Fp8Linear)
+
+
+def test_the_t5_loader_names_a_storage_it_does_not_have(tiny_kit):
+    with pytest.raises(InvalidInputError, match="weight_storage must be one of default, fp8, int8"):
+        node("EchoVideoTextEncoderLoader").load("EchoVideo", "fp32", "cpu", "gguf-q4_k")

@@ -42,8 +42,8 @@ def require_mag_ratios(spec: CacheSpec, mag_ratios: Sequence[float] | None) -> N
     if spec.kind == "magcache" and mag_ratios is None:
         raise SpeedOptionError(
             f"--cache {spec} needs magnitude ratios calibrated for this checkpoint and step count (none are "
-            "published for CogVideoX-5B/EchoVideo): measure them with record_mag_ratios in an uncached run "
-            "(echovideo bench does), or use --cache fbc:T or teacache:T")
+            "published for CogVideoX-5B/EchoVideo): write them with an uncached `echovideo generate "
+            "--record-mag-ratios FILE` and pass --mag-ratios FILE, or use --cache fbc:T or teacache:T")
 
 
 def _diffusers_config(spec: CacheSpec, num_inference_steps: int, mag_ratios: Sequence[float] | None):

@@ -1,12 +1,14 @@
 """The speed flags of `echovideo generate` and `echovideo bench`, declared once.
 
 `add_speed_options(parser)` adds `--cache`, `--compile`, `--attention`, `--guidance-branches`
-and `--parallel`; `speed_options(args)` turns the parsed values into one `SpeedOptions`
-(a mistake becomes argparse's one-line usage error, before any model loads).
+and `--parallel`; `add_mag_ratio_options(parser)` MagCache's `--mag-ratios` and
+`--record-mag-ratios` (generate only); `speed_options(args)` turns the parsed values into one
+`SpeedOptions` (a mistake becomes argparse's one-line usage error, before any model loads).
 """
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Callable, TypeVar
 
 from echovideo_core.acceleration.options import (ATTENTION_BACKENDS, GUIDANCE_BRANCHES, PARALLEL_MODES,
@@ -42,6 +44,17 @@ def add_speed_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--parallel", type=_argparse_type(parse_parallel), default="none",
                        help=f"{' / '.join(PARALLEL_MODES)}: split the run over the processes of "
                             "`torchrun --nproc-per-node N` (rank 0 writes the outputs)")
+
+
+def add_mag_ratio_options(parser: argparse.ArgumentParser) -> None:
+    """MagCache's calibration file, in and out (mag_ratios.py); for generate, not bench (which
+    calibrates on its own baseline run)."""
+    group = parser.add_argument_group("MagCache calibration")
+    group.add_argument("--mag-ratios", type=Path, default=None, metavar="FILE",
+                       help="the ratios --cache magcache needs: a JSON file written by --record-mag-ratios or by "
+                            "`echovideo bench --cache magcache --json`")
+    group.add_argument("--record-mag-ratios", type=Path, default=None, metavar="FILE",
+                       help="measure MagCache's ratios during this (uncached, batched) run and write them here")
 
 
 def speed_options(args: argparse.Namespace) -> SpeedOptions:

@@ -6,7 +6,8 @@ peak_memory_bytes (the generation's: resident weights + working memory), block_e
 process_peak_memory_bytes (the whole process since it started, loading included: the figure
 a task manager shows; with --no-baseline, the run's), baseline {the same}, speedup (the baseline's mean
 step time / the run's), memory_ratio (peak / the baseline's peak),
-max_abs_latent_diff_vs_baseline (None without a baseline).
+max_abs_latent_diff_vs_baseline (None without a baseline); with --cache magcache also
+mag_ratios (the baseline's calibration: a file for `echovideo generate --mag-ratios`).
 """
 from __future__ import annotations
 

@@ -58,7 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (torch.set_num_threads)")
     parser.add_argument("--json", type=Path, required=True, help="write the result here")
     parser.add_argument("--overwrite", action="store_true", help="replace --json if it exists")
-    add_memory_options(parser)
+    add_memory_options(parser, free_encoders=False)
     add_speed_options(parser)
     parser.set_defaults(run=run)
 
@@ -97,6 +97,7 @@ def _free(pipe) -> None:
 
 def bench(args: argparse.Namespace) -> list[dict]:
     from echovideo_core.acceleration import check_speed_options
+    from echovideo_core.acceleration.mag_ratios import mag_ratio_record
     from echovideo_core.bench.report import report, table
     from echovideo_core.bench.run import process_peak_memory
 
@@ -132,6 +133,8 @@ def bench(args: argparse.Namespace) -> list[dict]:
                        "offload": args.offload, "speed": options.label(),
                        "process_peak_memory_bytes": process_peak_memory(device)}
         results.append(report(description, run, baseline))
+        if magcache:  # the calibration, so `echovideo generate --mag-ratios THIS.json` can use it
+            results[-1].update(mag_ratio_record(baseline.mag_ratios, steps=args.steps))
         print(table(results[-1]))
     return results
 

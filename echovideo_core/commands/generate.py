@@ -14,7 +14,7 @@ import os
 import time
 from pathlib import Path
 
-from echovideo_core.acceleration.cli_options import add_speed_options, speed_options
+from echovideo_core.acceleration.cli_options import add_mag_ratio_options, add_speed_options, speed_options
 from echovideo_core.commands import check_argument
 from echovideo_core.dtypes import DTYPE_NAMES
 from echovideo_core.errors import InvalidInputError, OutputExistsError
@@ -92,11 +92,13 @@ def add_generation_options(parser: argparse.ArgumentParser, *, size_defaults: st
     parser.add_argument("--save-latents", type=Path, default=None,
                         help="also write the final latents (1, F', C, H/8, W/8) float32 as .npy")
     add_speed_options(parser)
+    add_mag_ratio_options(parser)
     add_memory_options(parser)
 
 
-def add_memory_options(parser: argparse.ArgumentParser) -> None:
-    """Where weights wait and how the VAE decodes: less GPU memory, the same numbers."""
+def add_memory_options(parser: argparse.ArgumentParser, *, free_encoders: bool = True) -> None:
+    """Where weights wait and how the VAE decodes: less GPU memory, the same numbers.
+    `free_encoders`: offer --free-encoders (not in bench, which reuses one pipeline per size)."""
     group = parser.add_argument_group("memory")
     group.add_argument("--offload", type=_offload, default="none", metavar="none|model|blocks:N|sequential",
                        help=OFFLOAD_HELP + " (default none)")
@@ -114,9 +116,10 @@ def add_memory_options(parser: argparse.ArgumentParser) -> None:
                             "e.g. from `echovideo convert`)")
     group.add_argument("--t5-weights", default=None, metavar="FORMAT",
                        help="store T5's encoder blocks as fp8 or int8 (about 9.5 GB -> 5 GB)")
-    group.add_argument("--free-encoders", action="store_true",
-                       help="drop T5 and SigLIP once the prompt and the face are encoded, before denoising "
-                            "(the face models are always dropped after face preparation)")
+    if free_encoders:
+        group.add_argument("--free-encoders", action="store_true",
+                           help="drop T5 and SigLIP once the prompt and the face are encoded, before denoising "
+                                "(the face models are always dropped after face preparation)")
 
 
 def _offload(text: str) -> str:
@@ -221,6 +224,27 @@ def check_generation_paths(args: argparse.Namespace, *, create_parents: bool = F
                                     "to replace them, or choose another folder", path=args.png_dir)
     for lora in args.lora:
         check_input_file(lora, "--lora")
+    check_mag_ratio_files(args, create_parents=create_parents)
+
+
+def check_mag_ratio_files(args: argparse.Namespace, *, create_parents: bool = False) -> None:
+    """--mag-ratios is read now (a bad file fails before loading) and kept as args.mag_ratio_values;
+    --record-mag-ratios needs an uncached single-process batched run (one ratio per step)."""
+    from echovideo_core.acceleration.mag_ratios import read_mag_ratios
+
+    options = speed_options(args)
+    args.mag_ratio_values = None
+    if args.mag_ratios is not None:
+        if options.cache.kind != "magcache":
+            raise InvalidInputError(f"--mag-ratios feeds --cache magcache, but --cache is {options.cache}: add "
+                                    "--cache magcache or drop --mag-ratios")
+        args.mag_ratio_values = read_mag_ratios(args.mag_ratios)
+    if args.record_mag_ratios is not None:
+        if options.cache.enabled or options.guidance_branches != "batched" or options.parallel != "none":
+            raise InvalidInputError("--record-mag-ratios measures an uncached run with batched guidance branches in "
+                                    "one process: drop --cache, --guidance-branches and --parallel")
+        check_output_file(args.record_mag_ratios, "--record-mag-ratios", overwrite=args.overwrite,
+                          create_parents=create_parents)
 
 
 def check_identity_args(args: argparse.Namespace) -> None:
@@ -292,7 +316,11 @@ def generate_video(args: argparse.Namespace, model_dir: Path, identity, arcface)
     import transformers
     from tqdm import tqdm
 
+    from contextlib import ExitStack
+
     from echovideo_core.acceleration import accelerated, check_speed_options
+    from echovideo_core.acceleration.cache import record_mag_ratios
+    from echovideo_core.acceleration.mag_ratios import write_mag_ratios
     from echovideo_core.acceleration.parallel import check_sequence_split_for, parallel_run
     from echovideo_core.atomic import atomic_path
     from echovideo_core.dtypes import dtype_from_name
@@ -310,15 +338,19 @@ def generate_video(args: argparse.Namespace, model_dir: Path, identity, arcface)
     height, width = args.size
     with parallel_run(options.parallel, device) as setup:
         device = setup.device if setup.mode != "none" else device
-        check_speed_options(options, device, setup)
+        check_speed_options(options, device, setup, mag_ratios=args.mag_ratio_values)
         pipe = EchoVideoPipeline.from_pretrained(model_dir, torch_dtype=dtype, device=device, offload=args.offload,
                                                  weights=args.weights, transformer_file=args.transformer_file,
                                                  text_encoder_weights=args.t5_weights)
         check_sequence_split_for(pipe.transformer.config, setup, height=height, width=width, num_frames=args.frames)
         for lora, strength in lora_pairs(args):
             pipe.apply_lora(lora, strength)
-        with accelerated(pipe.transformer, options, num_inference_steps=args.steps, parallel=setup) as speed, \
-                tqdm(total=args.steps, desc="denoising", unit="step", disable=not setup.writes_outputs) as bar:
+        with ExitStack() as stack:
+            speed = stack.enter_context(accelerated(pipe.transformer, options, num_inference_steps=args.steps,
+                                                    parallel=setup, mag_ratios=args.mag_ratio_values))
+            ratios = stack.enter_context(record_mag_ratios(pipe.transformer)) if args.record_mag_ratios else None
+            bar = stack.enter_context(tqdm(total=args.steps, desc="denoising", unit="step",
+                                           disable=not setup.writes_outputs))
             out = pipe(identity, arcface, args.prompt, negative_prompt=args.negative_prompt, height=height,
                        width=width, num_frames=args.frames, num_inference_steps=args.steps,
                        guidance_scale=args.guidance, use_dynamic_cfg=not args.no_dynamic_cfg,
@@ -334,6 +366,8 @@ def generate_video(args: argparse.Namespace, model_dir: Path, identity, arcface)
         return ""
     frames = out.frames[0]
     save_video(frames, args.out, fps=args.fps, overwrite=args.overwrite, png_dir=args.png_dir)
+    if ratios is not None:
+        write_mag_ratios(args.record_mag_ratios, ratios, steps=args.steps)
     if args.save_latents is not None:
         with atomic_path(args.save_latents) as tmp, open(tmp, "wb") as handle:
             np.save(handle, out.latents.numpy())
