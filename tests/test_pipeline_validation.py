@@ -157,7 +157,7 @@ def test_a_sampling_only_pipeline_says_which_encoder_it_lacks(case_dir, tiny_tra
     full = EchoVideoPipeline.from_pretrained(case_dir / "pipeline", transformer=tiny_transformer)
     bare = EchoVideoPipeline(transformer=full.transformer, vae=full.vae, text_encoder=None, tokenizer=None,
                              scheduler=full.scheduler, siglip=None)
-    with pytest.raises(MissingModelFilesError, match="without text_encoder, tokenizer"):
+    with pytest.raises(MissingModelFilesError, match="has no text_encoder, tokenizer"):
         bare.encode_prompt("a person smiles")
     with pytest.raises(MissingModelFilesError, match="without siglip"):
         bare.face_features(np.zeros((64, 64, 3), np.uint8), np.zeros(512, np.float32))
