@@ -159,7 +159,7 @@ def test_a_sampling_only_pipeline_says_which_encoder_it_lacks(case_dir, tiny_tra
                              scheduler=full.scheduler, siglip=None)
     with pytest.raises(MissingModelFilesError, match="has no text_encoder, tokenizer"):
         bare.encode_prompt("a person smiles")
-    with pytest.raises(MissingModelFilesError, match="without siglip"):
+    with pytest.raises(MissingModelFilesError, match="has no siglip"):
         bare.face_features(np.zeros((64, 64, 3), np.uint8), np.zeros(512, np.float32))
 
 
