@@ -26,6 +26,16 @@ def tiny_inputs(size: int = 512) -> tuple[np.ndarray, np.ndarray]:
     return image, (rng.standard_normal(512) * 20).astype(np.float32)
 
 
+def write_identity_files(folder: Path, size: int = 128) -> tuple[Path, Path]:
+    """`tiny_inputs(size)` as `echovideo face` writes them: identity.png and arcface.npy in `folder`."""
+    import PIL.Image
+
+    image, arcface = tiny_inputs(size)
+    PIL.Image.fromarray(image).save(folder / "identity.png")
+    np.save(folder / "arcface.npy", arcface)
+    return folder / "identity.png", folder / "arcface.npy"
+
+
 TINY_CALL = dict(prompt="a person smiles", height=64, width=64, num_frames=9, num_inference_steps=4)
 
 

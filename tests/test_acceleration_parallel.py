@@ -10,11 +10,10 @@ import subprocess
 import sys
 
 import numpy as np
-import PIL.Image
 import pytest
 
 from echovideo_core.cli import main
-from pipeline_kit import tiny_inputs, tiny_model_dir
+from pipeline_kit import tiny_model_dir, write_identity_files
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "", "TOKENIZERS_PARALLELISM": "false"}
 FLOAT32_ROUNDING = 1e-5
@@ -23,11 +22,7 @@ TIMEOUT = 400
 
 @pytest.fixture(scope="module")
 def identity_files(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("identity")
-    image, arcface = tiny_inputs(128)
-    PIL.Image.fromarray(image).save(folder / "identity.png")
-    np.save(folder / "arcface.npy", arcface)
-    return folder / "identity.png", folder / "arcface.npy"
+    return write_identity_files(tmp_path_factory.mktemp("identity"))
 
 
 def generate_args(identity_files, out_dir, name, *extra) -> list[str]:

@@ -7,15 +7,12 @@ import pytest
 
 from echovideo_core.cli import main
 from echovideo_core.io import read_video
-from pipeline_kit import tiny_inputs, tiny_model_dir
+from pipeline_kit import tiny_model_dir, write_identity_files
 
 
 @pytest.fixture
 def identity_files(tmp_path):
-    image, arcface = tiny_inputs(128)
-    PIL.Image.fromarray(image).save(tmp_path / "identity.png")
-    np.save(tmp_path / "arcface.npy", arcface)
-    return tmp_path / "identity.png", tmp_path / "arcface.npy"
+    return write_identity_files(tmp_path)
 
 
 def generate_args(identity_files, out, *extra):

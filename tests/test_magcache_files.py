@@ -6,15 +6,13 @@ from __future__ import annotations
 import json
 import shutil
 
-import numpy as np
-import PIL.Image
 import pytest
 
 from acceleration_fixtures import tiny_dit
 from echovideo_core.acceleration.mag_ratios import read_mag_ratios
 from echovideo_core.cli import main
 from echovideo_core.errors import InputFileError
-from pipeline_kit import tiny_inputs, tiny_model_dir
+from pipeline_kit import tiny_model_dir, write_identity_files
 
 STEPS = 4
 
@@ -31,16 +29,12 @@ def two_block_model(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def identity(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("identity")
-    image, arcface = tiny_inputs(128)
-    PIL.Image.fromarray(image).save(folder / "id.png")
-    np.save(folder / "id.npy", arcface)
-    return folder
+    return write_identity_files(tmp_path_factory.mktemp("identity"))
 
 
 def generate(model, identity, out, *extra) -> int:
-    return main(["generate", "--model", str(model), "--identity-image", str(identity / "id.png"), "--arcface",
-                 str(identity / "id.npy"), "--prompt", "a person", "--out", str(out), "--size", "32x48",
+    return main(["generate", "--model", str(model), "--identity-image", str(identity[0]), "--arcface",
+                 str(identity[1]), "--prompt", "a person", "--out", str(out), "--size", "32x48",
                  "--frames", "9", "--steps", str(STEPS), *extra])
 
 
