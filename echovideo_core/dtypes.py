@@ -48,3 +48,11 @@ def dtype_from_name(name: str | torch.dtype, *, what: str = "precision") -> torc
 def precision_dtype(name: str) -> torch.dtype:
     """The nodes' precision widget -> torch dtype."""
     return dtype_from_name(name)
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    """torch.bfloat16 -> "bf16" (the short name of one of the PRECISIONS)."""
+    names = {value: short for short, value in __getattr__("PRECISIONS").items()}
+    if dtype not in names:
+        raise InvalidInputError(f"dtype must be one of {', '.join(map(str, names))}; got {dtype}")
+    return names[dtype]

@@ -63,6 +63,11 @@ class NotEnoughSpaceError(OutputPathError):
     """The disk holding an output has less free space than the output needs."""
 
 
+class MissingPackageError(EchoVideoError, ImportError):
+    """An option needs a package that is not installed (torchao for int8, gguf for the
+    low-bit formats); the message says what to install."""
+
+
 def folder_contents(folder: Path, limit: int = 8) -> str:
     """What a folder holds, for a message: 'it holds a/, b.json, ... (+3 more)' or 'it is empty'."""
     try:

@@ -73,3 +73,14 @@ def test_magcache_is_calibrated_on_the_baseline_and_skips_blocks(tmp_path):
     result = json.loads(out.read_text())
     assert result["block_evaluations"] < result["baseline"]["block_evaluations"] == 2 * 2 * 6
     assert result["max_abs_latent_diff_vs_baseline"] > 0.0  # approximate: reported, not hidden
+
+
+def test_a_run_on_a_converted_file_names_the_file_as_its_weights(tmp_path):
+    from echovideo_core.weights.convert import convert_transformer
+    from pipeline_kit import tiny_model_dir
+
+    convert_transformer(tiny_model_dir() / "transformer", "gguf-q8_0", tmp_path / "dit.gguf")
+    out = tmp_path / "file.json"
+    assert main(["bench", "--config", "tiny", "--size", "32x32", "--frames", "1", "--steps", "1", "--no-baseline",
+                 "--transformer-file", str(tmp_path / "dit.gguf"), "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["weights"] == "as stored in dit.gguf"

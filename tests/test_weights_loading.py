@@ -106,3 +106,33 @@ def test_low_bit_layers_give_identical_latents_under_sequential_offload(tiny_wei
     offloaded = transformer_from_source(tiny_weights, weights)
     offloaded.enable_sequential_offload("cpu")  # diffusers' leaf-level hooks find our nn.Linear subclasses
     assert torch.equal(final_latents(offloaded, inputs), resident)
+
+
+def test_the_plain_float_path_does_not_import_the_low_bit_loaders():
+    """A ComfyUI without the optional `gguf` package still loads plain-float models."""
+    import subprocess
+    import sys
+
+    from pipeline_kit import tiny_model_dir
+
+    code = ("import sys, torch; from echovideo_core.loading.components import load_dit; "
+            f"load_dit({str(tiny_model_dir() / 'transformer')!r}, dtype=torch.float32); "
+            "print(sorted(m for m in sys.modules if m.startswith('echovideo_core.weights.')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "['echovideo_core.weights.formats']"
+
+
+def test_a_low_bit_format_without_its_package_is_one_line_before_loading(monkeypatch, tmp_path, capsys):
+    import importlib.util
+
+    from echovideo_core.cli import main
+    from pipeline_kit import tiny_model_dir, write_identity_files
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "gguf" else real(name, *a))
+    image, arcface = write_identity_files(tmp_path)
+    assert main(["generate", "--model", str(tiny_model_dir()), "--identity-image", str(image), "--arcface", str(arcface),
+                 "--prompt", "p", "--out", str(tmp_path / "o.mp4"), "--weights", "fp8"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--weights fp8 needs the gguf package" in err and "pip install" in err

@@ -79,13 +79,13 @@ def random_pipeline(config: str, *, dtype: torch.dtype, weights: str | None = No
     `dtype`), or the DiT of `transformer_file` (e.g. a .gguf written by `echovideo convert`)."""
     if config not in CONFIGS:
         raise InvalidInputError(f"--config must be one of {', '.join(CONFIGS)}; got {config!r}")
-    from echovideo_core.dtypes import PRECISIONS
+    from echovideo_core.dtypes import dtype_name
 
     if transformer_file is not None:
         from echovideo_core.loading.components import load_dit
 
         transformer = load_dit(transformer_file, dtype=dtype, weights=weights)
     else:
-        name = weights or {v: k for k, v in PRECISIONS.items()}[dtype]
+        name = weights or dtype_name(dtype)
         transformer = random_transformer(name, config=CONFIGS[config], compute_dtype=dtype)
     return EchoVideoPipeline(transformer=transformer, scheduler=load_scheduler(None), **_encoders(CONFIGS[config], dtype))

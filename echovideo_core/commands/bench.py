@@ -86,6 +86,18 @@ def _measure_all(args, pipe, frame_counts, **run_options):
                         seed=args.seed, vae_tiling=args.vae_tiling, **run_options) for frames in frame_counts]
 
 
+def _weights_label(args: argparse.Namespace, dtype) -> str:
+    """The run's DiT storage: --weights, else the file it came from (a .gguf keeps its own
+    block types), else the compute dtype."""
+    from echovideo_core.dtypes import dtype_name
+
+    if args.weights:
+        return args.weights
+    if args.transformer_file is not None:
+        return f"as stored in {args.transformer_file.name}"
+    return dtype_name(dtype)
+
+
 def _free(pipe) -> None:
     import torch
 
@@ -129,7 +141,7 @@ def bench(args: argparse.Namespace) -> list[dict]:
     for frames, run, baseline in zip(args.frames, runs, baselines):
         description = {"config": args.config or str(args.model), "size": f"{args.size[0]}x{args.size[1]}",
                        "frames": frames, "steps": args.steps, "device": str(device),
-                       "weights": args.weights or {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype],
+                       "weights": _weights_label(args, dtype),
                        "offload": args.offload, "speed": options.label(),
                        "process_peak_memory_bytes": process_peak_memory(device)}
         results.append(report(description, run, baseline))

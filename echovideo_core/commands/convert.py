@@ -41,6 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from echovideo_core.weights.formats import require_low_bit_packages
+
+    require_low_bit_packages(args.to)  # the converter itself writes GGUF blocks
     from echovideo_core.weights.convert import check_output, convert_transformer
 
     logging.getLogger("gguf").setLevel(logging.WARNING)  # its writer's INFO lines name our temporary file

@@ -185,7 +185,8 @@ def check_generation_args(args: argparse.Namespace) -> None:
 def check_weight_formats(args: argparse.Namespace) -> None:
     """--weights / --t5-weights by weights.formats' vocabulary (imported here: it needs torch),
     and --transformer-file."""
-    from echovideo_core.weights.formats import T5_WEIGHTS, TRANSFORMER_WEIGHTS, weights_format
+    from echovideo_core.weights.formats import (GGUF_SUFFIX, T5_WEIGHTS, TRANSFORMER_WEIGHTS, require_low_bit_packages,
+                                                weights_format)
 
     for flag, value, valid in (("--weights", args.weights, TRANSFORMER_WEIGHTS), ("--t5-weights", args.t5_weights,
                                                                                    T5_WEIGHTS)):
@@ -193,6 +194,9 @@ def check_weight_formats(args: argparse.Namespace) -> None:
             check_argument(flag, lambda name: weights_format(name, valid=valid, what="format"), value)
     if args.transformer_file is not None:
         check_input_file(args.transformer_file, "--transformer-file")
+    gguf_file = args.transformer_file is not None and args.transformer_file.suffix.lower() == GGUF_SUFFIX
+    require_low_bit_packages(args.weights, gguf_file=gguf_file)
+    require_low_bit_packages(args.t5_weights)
 
 
 def check_identity_controls(args: argparse.Namespace) -> None:

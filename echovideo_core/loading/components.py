@@ -58,14 +58,16 @@ def load_dit(path: str | Path, *, dtype: torch.dtype, weights: str | None = None
     """The DiT in `dtype`, or with its large layers in a low-bit `weights` format (weights/
     formats.py: fp8, int8, gguf, gguf-q8_0 ...; computing in `dtype`). Without `weights` a
     .gguf file keeps its blocks and any other source loads whole in `dtype`."""
-    from echovideo_core.weights.formats import GGUF_SUFFIX, weights_format
-    from echovideo_core.weights.transformer import load_transformer_in_format
+    from echovideo_core.weights.formats import GGUF_SUFFIX, require_low_bit_packages, weights_format
 
     path = Path(path)
     if weights is None and path.suffix.lower() != GGUF_SUFFIX:
         return load_transformer(path, torch_dtype=dtype)
     if weights is not None and weights_format(weights).low_bit is None:
         return load_transformer(path, torch_dtype=weights_format(weights).dtype)
+    require_low_bit_packages(weights, gguf_file=path.suffix.lower() == GGUF_SUFFIX)
+    from echovideo_core.weights.transformer import load_transformer_in_format
+
     return load_transformer_in_format(path, weights, compute_dtype=dtype)
 
 
@@ -73,6 +75,9 @@ def load_t5_as(path: str | Path, *, dtype: torch.dtype, weights: str | None = No
     """T5 in `dtype`, or with its encoder blocks in fp8 / int8 (`weights`), computing in `dtype`."""
     if weights is None:
         return load_t5(path, dtype)
+    from echovideo_core.weights.formats import require_low_bit_packages
+
+    require_low_bit_packages(weights)
     from echovideo_core.weights.t5 import load_t5_in_format
 
     return load_t5_in_format(path, weights, compute_dtype=dtype)

@@ -15,11 +15,24 @@
 """
 from __future__ import annotations
 
-from echovideo_core.weights.formats import CONVERT_TARGETS, T5_WEIGHTS, TRANSFORMER_WEIGHTS, WeightsFormat, weights_format
-from echovideo_core.weights.transformer import (load_transformer_in_format, open_transformer_source,
-                                                transformer_from_source)
+from typing import TYPE_CHECKING
 
-__all__ = [
-    "CONVERT_TARGETS", "T5_WEIGHTS", "TRANSFORMER_WEIGHTS", "WeightsFormat", "load_transformer_in_format",
-    "open_transformer_source", "transformer_from_source", "weights_format",
-]
+from echovideo_core.lazy_exports import lazy_getattr
+
+# Lazy: the plain-float path (formats.py's names) must not need the optional `gguf` package.
+_EXPORTS: dict[str, str] = {
+    **dict.fromkeys(("CONVERT_TARGETS", "T5_WEIGHTS", "TRANSFORMER_WEIGHTS", "WeightsFormat", "weights_format"),
+                    "echovideo_core.weights.formats"),
+    **dict.fromkeys(("load_transformer_in_format", "open_transformer_source", "transformer_from_source"),
+                    "echovideo_core.weights.transformer"),
+}
+
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from echovideo_core.weights.formats import (CONVERT_TARGETS, T5_WEIGHTS, TRANSFORMER_WEIGHTS, WeightsFormat,
+                                                weights_format)
+    from echovideo_core.weights.transformer import (load_transformer_in_format, open_transformer_source,
+                                                    transformer_from_source)
+
+__getattr__ = lazy_getattr(globals(), _EXPORTS)

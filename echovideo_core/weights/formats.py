@@ -23,13 +23,32 @@ from dataclasses import dataclass
 import torch
 
 from echovideo_core.dtypes import PRECISIONS
-from echovideo_core.errors import InvalidInputError
+from echovideo_core.errors import InvalidInputError, MissingPackageError
 
 GGUF_TYPES: dict[str, str] = {"gguf-q8_0": "Q8_0", "gguf-q5_k": "Q5_K", "gguf-q4_k": "Q4_K"}
 TRANSFORMER_WEIGHTS: tuple[str, ...] = (*PRECISIONS, "fp8", "int8", "gguf", *GGUF_TYPES)
 T5_WEIGHTS: tuple[str, ...] = (*PRECISIONS, "fp8", "int8")
 CONVERT_TARGETS: tuple[str, ...] = ("fp8", *GGUF_TYPES)
 GGUF_SUFFIX = ".gguf"
+LOW_BIT_NAMES: tuple[str, ...] = ("fp8", "int8", "gguf", *GGUF_TYPES)
+
+
+def require_package(module: str, purpose: str, install: str) -> None:
+    """MissingPackageError naming the option and the pip line, before anything loads: the
+    plain-float path runs without the optional packages, the options that need them say so."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise MissingPackageError(f"{purpose} needs the {module} package, which is not installed here: {install}")
+
+
+def require_low_bit_packages(name: str | None, *, gguf_file: bool = False) -> None:
+    """The packages the weights format `name` (or a .gguf file) needs: gguf for every low-bit
+    format (the layer-by-layer loader they share handles GGUF blocks too), torchao for int8."""
+    if gguf_file or (name is not None and name in LOW_BIT_NAMES):
+        require_package("gguf", f"--weights {name}" if name else "a .gguf file", "pip install 'gguf>=0.19'")
+    if name == "int8":
+        require_package("torchao", "--weights int8", "pip install torchao==0.18.0")
 
 
 @dataclass(frozen=True)

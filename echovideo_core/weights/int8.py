@@ -14,6 +14,8 @@ from functools import lru_cache
 import torch
 from torch import nn
 
+from echovideo_core.weights.formats import require_low_bit_packages
+
 logger = logging.getLogger(__name__)
 
 
@@ -23,9 +25,8 @@ def _torchao():
     level = torchao_logger.level
     torchao_logger.setLevel(logging.ERROR)
     try:
+        require_low_bit_packages("int8")
         from torchao.quantization import Int8WeightOnlyConfig, quantize_
-    except ImportError as err:
-        raise ImportError("int8 weights need torchao (pip install torchao==0.18.0)") from err
     finally:
         torchao_logger.setLevel(level)
     # set_inductor_config=False: quantize_ must not change torch's global compiler settings.
