@@ -41,7 +41,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "echovideo_core.commands.export_native",
 )
 USER_ERROR, RUNTIME_FAILURE, INTERRUPTED = 2, 1, 130
-IMPORT_NOTICE_LOGGERS = ("torch", "torchao")
+# Named exactly: torch and diffusers reset the levels of their root loggers ("torch",
+# "diffusers") when they are imported, after this is configured; their children keep ours.
+IMPORT_NOTICE_LOGGERS = ("torchao", "torch.utils._pytree", "diffusers.quantizers.torchao.torchao_quantizer")
 DEBUG_ENV = "ECHOVIDEO_DEBUG"
 
 

@@ -84,3 +84,17 @@ def test_a_run_on_a_converted_file_names_the_file_as_its_weights(tmp_path):
     assert main(["bench", "--config", "tiny", "--size", "32x32", "--frames", "1", "--steps", "1", "--no-baseline",
                  "--transformer-file", str(tmp_path / "dit.gguf"), "--json", str(out)]) == 0
     assert json.loads(out.read_text())["weights"] == "as stored in dit.gguf"
+
+
+def test_the_command_line_shows_no_import_notices_of_torch_torchao_or_diffusers(tmp_path):
+    """Installed torchao makes torch, torchao and diffusers log at import (kernels a CPU build
+    cannot load, deprecations): noise that reads like an error to a user; --verbose shows it."""
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "echovideo_core", "bench", "--config", "tiny", "--size", "32x32",
+                           "--frames", "1", "--steps", "1", "--no-baseline", "--json", str(tmp_path / "b.json")],
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert [line for line in done.stderr.splitlines() if not line.startswith("INFO echovideo_core")] == []
