@@ -1,6 +1,7 @@
 """Speed options for the EchoVideo DiT: step caches, regional compile, attention backends,
 guidance-branch modes and multi-process runs. `accelerated` applies a `SpeedOptions` to a
-transformer for one run; `bench_speed_options` measures them against a baseline.
+transformer for one run; `echovideo bench` (echovideo_core.bench) measures them against the
+release's way.
 
 The names are imported when first used, so that the CLI can declare the speed flags
 (`acceleration.cli_options`, which needs only `options`) without importing torch.
