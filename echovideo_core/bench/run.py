@@ -15,6 +15,7 @@ import gc
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import torch
@@ -104,13 +105,20 @@ def _peak_memory(device: torch.device) -> int:
     return int(torch.cuda.max_memory_allocated(device)) if device.type == "cuda" else peak_rss_bytes()
 
 
+def _step_done(stamps: list[float], clock: "_Clock", on_step: Callable[[], None] | None) -> None:
+    stamps.append(clock.now())
+    if on_step is not None:
+        on_step()
+
+
 @torch.no_grad()
 def measure_run(pipe: EchoVideoPipeline, settings: SamplingSettings, *, options: SpeedOptions = SpeedOptions(),
                 release_fusion: bool = False, decode_dtype: torch.dtype = torch.float32, vae_tiling: bool = False,
-                seed: int = 0, record_mag_ratios: bool = False, mag_ratios: list[float] | None = None
-                ) -> RunMeasurement:
+                seed: int = 0, record_mag_ratios: bool = False, mag_ratios: list[float] | None = None,
+                on_step: Callable[[], None] | None = None) -> RunMeasurement:
     """Generate once (the stages in order), timing each; see the module docstring.
-    `record_mag_ratios` calibrates MagCache on this (uncached) run; `mag_ratios` feeds it."""
+    `record_mag_ratios` calibrates MagCache on this (uncached) run; `mag_ratios` feeds it;
+    `on_step()` runs after every step (a progress bar), outside the clock's reach."""
     device = pipe.device
     clock, result = _Clock(device), RunMeasurement()
     image, arcface = stand_in_face(seed)
@@ -131,7 +139,7 @@ def measure_run(pipe: EchoVideoPipeline, settings: SamplingSettings, *, options:
             result.mag_ratios = stack.enter_context(record_ratios(pipe.transformer))
         call = release_fusion_call(text, face) if release_fusion else speed.model_call
         latents = stages.sample(pipe.model, conditioning, image, settings, generator=torch.Generator().manual_seed(seed),
-                                on_step=lambda *_: stamps.append(clock.now()), model_call=call)
+                                on_step=lambda *_: _step_done(stamps, clock, on_step), model_call=call)
         result.block_evaluations = speed.block_evaluations
     result.step_seconds = [b - a for a, b in zip(stamps[1:], stamps[2:])] if len(stamps) > 2 else []
     result.step_seconds.insert(0, stamps[1] - stamps[0] if len(stamps) > 1 else 0.0)  # includes noise + face latent

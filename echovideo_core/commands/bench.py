@@ -76,14 +76,22 @@ def _pipeline(args: argparse.Namespace, device: torch.device, dtype: torch.dtype
     return pipe.to(device) if offload == "none" else pipe.offload(offload, device)
 
 
-def _measure_all(args, pipe, frame_counts, **run_options):
+def _measure_all(args, pipe, frame_counts, *, label: str, **run_options):
+    """One measured run per frame count, each with a progress bar (stderr) named `label`."""
+    from tqdm import tqdm
+
     from echovideo_core.bench.run import measure_run
     from echovideo_core.sampling import SamplingSettings
 
     height, width = args.size
-    return [measure_run(pipe, SamplingSettings(height=height, width=width, num_frames=frames,
-                                               num_inference_steps=args.steps, guidance_scale=args.guidance),
-                        seed=args.seed, vae_tiling=args.vae_tiling, **run_options) for frames in frame_counts]
+    results = []
+    for frames in frame_counts:
+        settings = SamplingSettings(height=height, width=width, num_frames=frames, num_inference_steps=args.steps,
+                                    guidance_scale=args.guidance)
+        with tqdm(total=args.steps, desc=f"{label}, {frames} frames", unit="step") as bar:
+            results.append(measure_run(pipe, settings, seed=args.seed, vae_tiling=args.vae_tiling,
+                                       on_step=lambda: bar.update(1), **run_options))
+    return results
 
 
 def _weights_label(args: argparse.Namespace, dtype) -> str:
@@ -132,10 +140,12 @@ def bench(args: argparse.Namespace) -> list[dict]:
     baselines = [None] * len(args.frames)
     if not args.no_baseline:
         pipe = _pipeline(args, device, dtype, weights=None, offload="none")
-        baselines = _measure_all(args, pipe, args.frames, release_fusion=True, record_mag_ratios=magcache)
+        baselines = _measure_all(args, pipe, args.frames, label="baseline", release_fusion=True,
+                                 record_mag_ratios=magcache)
         _free(pipe)
     pipe = _pipeline(args, device, dtype, weights=args.weights, offload=args.offload)
-    runs = [_measure_all(args, pipe, [frames], options=options, mag_ratios=baseline.mag_ratios if magcache else None)[0]
+    runs = [_measure_all(args, pipe, [frames], label=options.label(), options=options,
+                         mag_ratios=baseline.mag_ratios if magcache else None)[0]
             for frames, baseline in zip(args.frames, baselines)]
     results = []
     for frames, run, baseline in zip(args.frames, runs, baselines):
