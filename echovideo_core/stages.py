@@ -235,11 +235,11 @@ def sample(model: EchoVideoModel, conditioning: Conditioning, identity_image: np
            settings: SamplingSettings, *, generator: torch.Generator | None, on_step: OnStep | None = None,
            make_room: MakeRoom | None = None, identity: IdentityControls = IdentityControls(),
            model_call: ModelCall = batched_call, speed: "SpeedOptions | None" = None,
-           check: Check | None = None) -> torch.Tensor:
+           mag_ratios: Sequence[float] | None = None, check: Check | None = None) -> torch.Tensor:
     """Noise -> face latent -> denoising loop: final latents (1, F', C, H/8, W/8) float32 on the CPU.
     `speed`: speed options applied for this run only (acceleration.accelerated; the model is
-    left as it was); else `model_call` runs each step. `check()` runs before every transformer
-    block (see `denoise`)."""
+    left as it was; `mag_ratios` feeds --cache magcache); else `model_call` runs each step.
+    `check()` runs before every transformer block (see `denoise`)."""
     settings = settings.check(vae_temporal_factor(model.vae))
     check_generator(generator)
     with running_on(model.vae, model.placement, make_room):
@@ -249,7 +249,7 @@ def sample(model: EchoVideoModel, conditioning: Conditioning, identity_image: np
         if speed is not None:
             from echovideo_core.acceleration.apply import accelerated
 
-            model_call = stack.enter_context(accelerated(model.transformer, speed,
+            model_call = stack.enter_context(accelerated(model.transformer, speed, mag_ratios=mag_ratios,
                                                          num_inference_steps=settings.num_inference_steps)).model_call
         return denoise(model, conditioning, face, noise.to(model.transformer.device), settings,
                        generator=generator, on_step=on_step, identity=identity, model_call=model_call,

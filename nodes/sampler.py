@@ -5,6 +5,7 @@ its video axis order (core VAE Decode, TrimVideoLatent, latent upscales take it)
 """
 from __future__ import annotations
 
+from echovideo_core.acceleration.mag_ratios import node_mag_ratios
 from echovideo_core.acceleration.options import ATTENTION_BACKENDS, GUIDANCE_BRANCHES, node_speed_options as speed_options
 from echovideo_core.identity import IdentityControls
 from echovideo_core.interchange import comfy_latent_samples
@@ -45,11 +46,12 @@ class EchoVideoSampler:
             "identity_start": ("INT", {"default": 0, "min": 0, "max": 1000, "tooltip": "Lowest timestep (0..1000) at which the face conditioning applies; 0 = to the end."}),
             "identity_end": ("INT", {"default": 1000, "min": 0, "max": 1000, "tooltip": "Highest timestep at which it applies; lower it (e.g. 600) to leave the first, layout-setting steps to the prompt (more motion)."}),
             "identity_guidance": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 30.0, "step": 0.1, "tooltip": "0 = off. Otherwise a separate identity guidance scale: a third, text-only branch per step (1.5x the time)."}),
-            "cache": (["none", "fbc", "teacache"], {"default": "none", "tooltip": "Step cache: skip transformer blocks on steps that barely change (faster, approximate). fbc: first-block cache; teacache: TeaCache with CogVideoX-5B's coefficients."}),
-            "cache_threshold": ("FLOAT", {"default": -1.0, "min": -1.0, "max": 1.0, "step": 0.01, "tooltip": "Skip threshold; negative = the cache's default (fbc 0.05, teacache 0.15); 0 never skips (exact). Higher: faster, further from the uncached video."}),
+            "cache": (["none", "fbc", "teacache", "magcache"], {"default": "none", "tooltip": "Step cache: skip transformer blocks on steps that barely change (faster, approximate). fbc: first-block cache; teacache: TeaCache with CogVideoX-5B's coefficients; magcache: MagCache, needs mag_ratios_file."}),
+            "cache_threshold": ("FLOAT", {"default": -1.0, "min": -1.0, "max": 1.0, "step": 0.01, "tooltip": "Skip threshold; negative = the cache's default (fbc 0.05, teacache 0.15, magcache 0.06); 0 never skips (exact). Higher: faster, further from the uncached video."}),
             "guidance_branches": (list(GUIDANCE_BRANCHES), {"default": "batched", "tooltip": "batched: both guidance branches in one batch (fastest); sequential: one after the other (about half the activation memory, same video to float32 rounding)."}),
             "attention": (list(ATTENTION_BACKENDS), {"default": "sdpa", "tooltip": "Attention kernel: sdpa (PyTorch), sage / flash when installed (CUDA)."}),
             "compile": ("BOOLEAN", {"default": False, "tooltip": "torch.compile each transformer block: the first run pays the compilation, later steps are faster."}),
+            "mag_ratios_file": ("STRING", {"default": "", "tooltip": "With cache magcache: the JSON of MagCache's ratios for this model and step count, written by an uncached `python -m echovideo_core generate ... --record-mag-ratios FILE` (or `echovideo bench --cache magcache --json FILE`)."}),
         }}
 
     @classmethod
@@ -58,7 +60,7 @@ class EchoVideoSampler:
 
     def sample(self, model, conditioning, face, width, height, frames, steps, cfg, dynamic_cfg, seed, scheduler,
                identity_strength=1.0, identity_start=0, identity_end=1000, identity_guidance=0.0, cache="none",
-               cache_threshold=-1.0, guidance_branches="batched", attention="sdpa", compile=False):
+               cache_threshold=-1.0, guidance_branches="batched", attention="sdpa", compile=False, mag_ratios_file=""):
         settings = SamplingSettings(height=height, width=width, num_frames=frames, num_inference_steps=steps,
                                     guidance_scale=cfg, cfg_schedule=cfg_schedule_from(dynamic_cfg), scheduler=scheduler)
         identity = IdentityControls(strength=identity_strength, steps=(identity_start, identity_end),
@@ -66,7 +68,7 @@ class EchoVideoSampler:
         latents = sample(model, conditioning, face.identity_image, settings, generator=seeded_generator(seed),
                          on_step=comfy.step_callback(steps), make_room=comfy.make_room, identity=identity,
                          speed=speed_options(cache, cache_threshold, guidance_branches, attention, compile),
-                         check=comfy.check_interrupt)
+                         mag_ratios=node_mag_ratios(cache, mag_ratios_file), check=comfy.check_interrupt)
         comfy.release_cache()
         return ({"samples": comfy_latent_samples(latents, model.vae.config.scaling_factor)},)
 

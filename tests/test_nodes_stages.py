@@ -212,3 +212,26 @@ def test_the_t5_loader_stores_the_encoder_blocks_in_fp8_when_asked(tiny_kit):
 def test_the_t5_loader_names_a_storage_it_does_not_have(tiny_kit):
     with pytest.raises(InvalidInputError, match="weight_storage must be one of default, fp8, int8"):
         node("EchoVideoTextEncoderLoader").load("EchoVideo", "fp32", "cpu", "gguf-q4_k")
+
+
+def test_sampler_magcache_reads_its_ratio_file_and_at_threshold_0_changes_nothing(basic_run, tmp_path):
+    import dataclasses
+
+    from acceleration_fixtures import tiny_dit
+    from echovideo_core.acceleration.mag_ratios import write_mag_ratios
+
+    two_blocks = dataclasses.replace(basic_run["1"][0], transformer=tiny_dit(2))  # MagCache caches blocks 2..N
+    write_mag_ratios(tmp_path / "ratios.json", [1.0, 0.9, 0.8], steps=3)
+    args = dict(width=64, height=64, frames=1, steps=3, cfg=6.0, dynamic_cfg="timestep", seed=0, scheduler="CogVideoXDPM")
+    sampler = node("EchoVideoSampler")
+    plain = sampler.sample(two_blocks, basic_run["7"][0], basic_run["5"][0], **args)[0]["samples"]
+    cached = sampler.sample(two_blocks, basic_run["7"][0], basic_run["5"][0], **args, cache="magcache",
+                            cache_threshold=0.0, mag_ratios_file=str(tmp_path / "ratios.json"))[0]["samples"]
+    assert torch.equal(cached, plain)
+
+
+def test_sampler_magcache_without_a_ratio_file_says_what_to_give(basic_run):
+    args = dict(width=64, height=64, frames=1, steps=3, cfg=6.0, dynamic_cfg="timestep", seed=0, scheduler="CogVideoXDPM")
+    with pytest.raises(InvalidInputError, match="mag_ratios_file.*--record-mag-ratios"):
+        node("EchoVideoSampler").sample(basic_run["1"][0], basic_run["7"][0], basic_run["5"][0], **args,
+                                        cache="magcache")

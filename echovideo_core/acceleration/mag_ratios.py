@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from echovideo_core.errors import InputFileError
+from echovideo_core.errors import InputFileError, InvalidInputError
 from echovideo_core.paths import check_input_file
 
 KEY = "mag_ratios"
@@ -48,3 +48,14 @@ def write_mag_ratios(path: str | os.PathLike, ratios: Sequence[float], *, steps:
     from echovideo_core.atomic import write_json_atomic
 
     write_json_atomic(Path(path), mag_ratio_record(ratios, steps=steps))
+
+
+def node_mag_ratios(cache: str, path: str) -> list[float] | None:
+    """The Sampler node's `mag_ratios_file` widget: read only when its cache is magcache (the
+    widget may keep a path while another cache is chosen)."""
+    if cache != "magcache":
+        return None
+    if not path.strip():
+        raise InvalidInputError("cache magcache needs mag_ratios_file: a JSON written by an uncached `python -m "
+                                "echovideo_core generate ... --record-mag-ratios FILE`; or choose fbc / teacache")
+    return read_mag_ratios(path.strip(), argument="mag_ratios_file")
