@@ -317,10 +317,10 @@ def generate_video(args: argparse.Namespace, model_dir: Path, identity, arcface)
     """Load, generate, save; returns the one-line summary (size as HxW, as --size takes it),
     or "" on a process that writes nothing (the ranks of a --parallel run but rank 0)."""
     import numpy as np
+    from contextlib import ExitStack
+
     import transformers
     from tqdm import tqdm
-
-    from contextlib import ExitStack
 
     from echovideo_core.acceleration import accelerated, check_speed_options
     from echovideo_core.acceleration.cache import record_mag_ratios

@@ -26,11 +26,11 @@ from echovideo_core.dtypes import PRECISIONS
 from echovideo_core.errors import InvalidInputError, MissingPackageError
 
 GGUF_TYPES: dict[str, str] = {"gguf-q8_0": "Q8_0", "gguf-q5_k": "Q5_K", "gguf-q4_k": "Q4_K"}
-TRANSFORMER_WEIGHTS: tuple[str, ...] = (*PRECISIONS, "fp8", "int8", "gguf", *GGUF_TYPES)
+LOW_BIT_NAMES: tuple[str, ...] = ("fp8", "int8", "gguf", *GGUF_TYPES)
+TRANSFORMER_WEIGHTS: tuple[str, ...] = (*PRECISIONS, *LOW_BIT_NAMES)
 T5_WEIGHTS: tuple[str, ...] = (*PRECISIONS, "fp8", "int8")
 CONVERT_TARGETS: tuple[str, ...] = ("fp8", *GGUF_TYPES)
 GGUF_SUFFIX = ".gguf"
-LOW_BIT_NAMES: tuple[str, ...] = ("fp8", "int8", "gguf", *GGUF_TYPES)
 
 
 def require_package(module: str, purpose: str, install: str) -> None:
